@@ -1,0 +1,47 @@
+/**
+ * `anonymizer`: the command line. Each subcommand lives in its own file; this one wires
+ * them to commander and turns configuration errors into one line and exit code 2.
+ */
+import { Command, CommanderError } from 'commander';
+import { ConfigError, AnonymizerError } from '../errors.ts';
+import { inspectCommand } from './inspect.ts';
+import { migrateCommand } from './migrate.ts';
+import { produceCommand } from './produce.ts';
+import { runCommand } from './run.ts';
+
+const program = new Command('anonymizer')
+  .description("Kafka (Cap'n Proto HTTP logs) → anonymized client addresses → ClickHouse, through a 1 request/minute proxy.")
+  .showHelpAfterError()
+  .exitOverride();
+program.addCommand(runCommand());
+program.addCommand(migrateCommand());
+program.addCommand(produceCommand());
+program.addCommand(inspectCommand());
+program.addHelpText(
+  'after',
+  `
+Examples:
+  anonymizer migrate                      apply etc/clickhouse/schema.sql through the proxy
+  anonymizer produce --rate 200 --count 10000
+  anonymizer run                          consume and store, forever
+  anonymizer run --drain                  store everything up to now, then exit
+  anonymizer inspect records.bin          print the rows Cap'n Proto messages would become`,
+);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = reportFailure(error);
+}
+
+function reportFailure(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  if (error instanceof ConfigError) {
+    process.stderr.write(`anonymizer: ${error.message}\n`);
+    return 2;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof AnonymizerError ? ` [${error.code}]` : '';
+  process.stderr.write(`anonymizer: ${message}${code}\n`);
+  return 1;
+}

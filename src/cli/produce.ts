@@ -1,0 +1,63 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { encodeRecord } from '../domain/encodeRecord.ts';
+import { createKafkaProducer } from '../io/kafkaProducer.ts';
+import { uniformRecords } from '../synthetic/uniformDataset.ts';
+import { configFrom, withSettings } from './settings.ts';
+
+const positive = (name: string) => (value: string): number => {
+  const number = Number(value);
+  if (!Number.isFinite(number) || number <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
+  return number;
+};
+
+/** Messages per Kafka produce request: large enough to be cheap, small enough to pace smoothly. */
+const SEND_BATCH = 500;
+
+export function produceCommand(): Command {
+  const command = new Command('produce')
+    .description("Write synthetic HTTP log records to Kafka as Cap'n Proto, standing in for the edge servers.")
+    .option('--rate <records/s>', 'records per second (the reference producer: 200)', positive('--rate'), 200)
+    .requiredOption('--count <n>', 'how many records to write', positive('--count'))
+    .option('--seed <n>', 'PRNG seed: the same seed writes the same records', '1')
+    .option('--dataset <name>', 'uniform: the prior art generator', 'uniform')
+    .option('--start <ms>', 'timestamp of the first record, ms since the epoch (default: now)');
+  withSettings(command, ['KAFKA_BROKERS', 'KAFKA_TOPIC']);
+  command.addHelpText(
+    'after',
+    `
+Examples:
+  anonymizer produce --count 10000                 10k records at 200/s
+  anonymizer produce --rate 5000 --count 100000 --seed 7`,
+  );
+  command.action(async (options: { rate: number; count: number; seed: string; dataset: string; start?: string }, self: Command) => {
+    const config = configFrom(self);
+    if (options.dataset !== 'uniform') throw new InvalidArgumentError(`--dataset must be uniform (got ${JSON.stringify(options.dataset)})`);
+    if (!/^\d+$/.test(options.seed)) throw new InvalidArgumentError('--seed must be a non-negative integer');
+    const count = Math.floor(options.count);
+    const startMillis = options.start === undefined ? Date.now() : Number(options.start);
+    const records = uniformRecords({ seed: BigInt(options.seed), startMillis, rate: options.rate });
+    const producer = await createKafkaProducer({ brokers: config.kafkaBrokers, topic: config.kafkaTopic });
+    const began = Date.now();
+    const tty = process.stderr.isTTY;
+    let sent = 0;
+    try {
+      while (sent < count) {
+        const size = Math.min(SEND_BATCH, count - sent, Math.max(1, Math.round(options.rate / 10)));
+        const values: Buffer[] = [];
+        for (let i = 0; i < size; i++) values.push(encodeRecord(records.next().value!));
+        await producer.send(values);
+        sent += size;
+        // Hold the rate: the next send waits until the records sent so far were due.
+        const dueAt = began + (sent / options.rate) * 1000;
+        const wait = dueAt - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (tty) process.stderr.write(`\rproduce: ${sent}/${count} records (${Math.round((sent / count) * 100)}%)`);
+      }
+    } finally {
+      await producer.close();
+      if (tty) process.stderr.write('\n');
+    }
+    process.stderr.write(`produce: ${sent} records to ${config.kafkaTopic} in ${((Date.now() - began) / 1000).toFixed(1)} s\n`);
+  });
+  return command;
+}

@@ -1,0 +1,131 @@
+/**
+ * Configuration: environment variables, overridden by command-line flags that mirror
+ * them (`KAFKA_BROKERS` ↔ `--kafka-brokers`). Validated once at start with zod; a bad value
+ * becomes one `ConfigError` line that names the setting and the expected form.
+ */
+import { z } from 'zod';
+import { CODECS, DEFAULT_LEVEL, LEVEL_RANGE } from './encode/compress.ts';
+import { ConfigError } from './errors.ts';
+import type { Codec } from './domain/batch.ts';
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^\d+$/, `an integer from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().min(min, `an integer from ${min} to ${max}`).max(max, `an integer from ${min} to ${max}`));
+
+const hostPort = /^[A-Za-z0-9.\-_]+:\d{1,5}$/;
+
+/** Each setting: its schema, default, and the expected form shown when it is wrong. */
+const SETTINGS = {
+  KAFKA_BROKERS: {
+    schema: z
+      .string()
+      .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(hostPort)).min(1)),
+    default: '127.0.0.1:9092',
+    form: 'a comma-separated list of host:port',
+  },
+  KAFKA_TOPIC: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/), default: 'http_log', form: 'a Kafka topic name' },
+  KAFKA_GROUP_ID: { schema: z.string().min(1), default: 'http-log-anonymizer', form: 'a non-empty consumer group id' },
+  CLICKHOUSE_URL: {
+    schema: z.string().url().refine((value) => /^https?:$/.test(new URL(value).protocol)),
+    default: 'http://127.0.0.1:8124',
+    form: 'an http:// or https:// URL',
+  },
+  CLICKHOUSE_USER: { schema: z.string().min(1), default: 'default', form: 'a non-empty user name' },
+  CLICKHOUSE_PASSWORD: { schema: z.string(), default: '', form: 'a string' },
+  CLICKHOUSE_DATABASE: { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), default: 'default', form: 'a database name ([A-Za-z_][A-Za-z0-9_]*)' },
+  PROXY_MIN_INTERVAL_MS: { schema: integer(0, 86_400_000), default: '60000', form: 'milliseconds, an integer from 0 to 86400000' },
+  PROXY_MARGIN_MS: { schema: integer(0, 600_000), default: '1000', form: 'milliseconds, an integer from 0 to 600000' },
+  PROXY_MAX_BODY_BYTES: { schema: integer(1024, 1 << 30), default: '1048576', form: 'bytes, an integer from 1024 to 1073741824' },
+  INSERT_CODEC: { schema: z.enum(CODECS as [Codec, ...Codec[]]), default: 'br', form: `one of ${CODECS.join(', ')}` },
+  INSERT_LEVEL: { schema: z.string().regex(/^\d+$/).transform(Number), default: '', form: 'an integer level for the codec' },
+  LOG_LEVEL: {
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+    form: 'one of fatal, error, warn, info, debug, trace, silent',
+  },
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+
+type Parsed<N extends SettingName> = z.output<(typeof SETTINGS)[N]['schema']>;
+
+export interface AppConfig {
+  readonly kafkaBrokers: readonly string[];
+  readonly kafkaTopic: string;
+  readonly kafkaGroupId: string;
+  readonly clickhouseUrl: string;
+  readonly clickhouseUser: string;
+  readonly clickhousePassword: string;
+  readonly clickhouseDatabase: string;
+  readonly proxyMinIntervalMs: number;
+  readonly proxyMarginMs: number;
+  readonly proxyMaxBodyBytes: number;
+  readonly insertCodec: Codec;
+  readonly insertLevel: number;
+  readonly logLevel: Parsed<'LOG_LEVEL'>;
+}
+
+/** `KAFKA_BROKERS` → `kafkaBrokers`, the commander option key of `--kafka-brokers`. */
+export function optionKey(setting: SettingName): string {
+  return setting.toLowerCase().replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** `KAFKA_BROKERS` → `--kafka-brokers`. */
+export function flagName(setting: SettingName): string {
+  return `--${setting.toLowerCase().replace(/_/g, '-')}`;
+}
+
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+export function describeSetting(setting: SettingName): string {
+  const spec = SETTINGS[setting];
+  return `${spec.form}${spec.default === '' ? '' : `; default ${spec.default}`}`;
+}
+
+/**
+ * Reads every setting from `flags` (commander's option values) or else `env`.
+ * Throws `ConfigError` for the first bad one.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string, unknown>> = {}): AppConfig {
+  const read = <N extends SettingName>(setting: N): Parsed<N> => {
+    const spec = SETTINGS[setting];
+    const flag = flags[optionKey(setting)];
+    const raw = typeof flag === 'string' ? flag : (env[setting] ?? spec.default);
+    const result = spec.schema.safeParse(raw);
+    if (!result.success) {
+      const shown = setting === 'CLICKHOUSE_PASSWORD' ? '' : ` (got ${JSON.stringify(raw)})`;
+      throw new ConfigError(setting, `${setting} must be ${spec.form}${shown}`);
+    }
+    return result.data as Parsed<N>;
+  };
+  const insertCodec = read('INSERT_CODEC');
+  const levelText = typeof flags[optionKey('INSERT_LEVEL')] === 'string' ? (flags[optionKey('INSERT_LEVEL')] as string) : (env.INSERT_LEVEL ?? '');
+  let insertLevel = DEFAULT_LEVEL[insertCodec];
+  if (levelText !== '') {
+    const [min, max] = LEVEL_RANGE[insertCodec];
+    const level = Number(levelText);
+    if (!/^\d+$/.test(levelText) || level < min || level > max) {
+      throw new ConfigError('INSERT_LEVEL', `INSERT_LEVEL must be an integer from ${min} to ${max} for INSERT_CODEC=${insertCodec} (got ${JSON.stringify(levelText)})`);
+    }
+    insertLevel = level;
+  }
+  return {
+    kafkaBrokers: read('KAFKA_BROKERS'),
+    kafkaTopic: read('KAFKA_TOPIC'),
+    kafkaGroupId: read('KAFKA_GROUP_ID'),
+    clickhouseUrl: read('CLICKHOUSE_URL'),
+    clickhouseUser: read('CLICKHOUSE_USER'),
+    clickhousePassword: read('CLICKHOUSE_PASSWORD'),
+    clickhouseDatabase: read('CLICKHOUSE_DATABASE'),
+    proxyMinIntervalMs: read('PROXY_MIN_INTERVAL_MS'),
+    proxyMarginMs: read('PROXY_MARGIN_MS'),
+    proxyMaxBodyBytes: read('PROXY_MAX_BODY_BYTES'),
+    insertCodec,
+    insertLevel,
+    logLevel: read('LOG_LEVEL'),
+  };
+}

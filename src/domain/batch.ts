@@ -1,0 +1,56 @@
+/**
+ * What travels down the chain. Acknowledgements travel with the data: every chunk and
+ * batch says which Kafka offsets it covers, so a commit after a successful insert knows
+ * exactly what it may commit (Vector's ordered finalizers; Benthos' ack funcs).
+ */
+import type { HttpLogRow } from './httpLogRow.ts';
+
+/** Partition → the last offset covered, inclusive. Committing means committing `offset + 1`. */
+export type PartitionOffsets = ReadonlyMap<number, number>;
+
+/** A consumed Kafka message, as the source hands it over. */
+export interface SourceMessage {
+  readonly partition: number;
+  readonly offset: number;
+  readonly value: Uint8Array | null;
+}
+
+/**
+ * Consecutive items of one partition, up to and including `lastOffset`. `items` may be
+ * shorter than the offsets it spans (rejected messages drop out) and may be empty: a chunk
+ * of nothing but poison must still be committed past.
+ */
+export interface OffsetChunk<T> {
+  readonly partition: number;
+  readonly items: readonly T[];
+  readonly lastOffset: number;
+}
+
+export type SealReason = 'size' | 'proxy-ready' | 'end-of-input';
+
+/** Rows gathered for one insert, not yet encoded. */
+export interface RowBatch<T = HttpLogRow> {
+  readonly rows: readonly T[];
+  readonly offsets: PartitionOffsets;
+  readonly reason: SealReason;
+}
+
+export type Codec = 'br' | 'zstd' | 'gzip' | 'none';
+
+/** An encoded, compressed insert body, fixed from the moment it is sealed. */
+export interface SealedBatch {
+  /** The `insert_deduplication_token`: every attempt of this batch sends it with the same bytes. */
+  readonly token: string;
+  readonly body: Uint8Array;
+  readonly format: 'Native';
+  readonly codec: Codec;
+  readonly rowCount: number;
+  readonly uncompressedBytes: number;
+  /** Offsets this batch lets us commit once it is stored. Empty for all but the last part of a split batch. */
+  readonly offsets: PartitionOffsets;
+}
+
+export function mergeOffsets(into: Map<number, number>, partition: number, lastOffset: number): void {
+  const previous = into.get(partition);
+  if (previous === undefined || lastOffset > previous) into.set(partition, lastOffset);
+}

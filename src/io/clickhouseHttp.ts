@@ -1,0 +1,116 @@
+/**
+ * Wire protocol: ClickHouse's HTTP interface (https://clickhouse.com/docs/interfaces/http),
+ * reached through the ch-proxy.
+ *
+ *   POST /?query=INSERT INTO <table> FORMAT Native&database=<db>&<settings>
+ *   Content-Encoding: br | zstd | gzip      (ClickHouse decompresses the body itself)
+ *   X-ClickHouse-User / X-ClickHouse-Key    (credentials never go in the URL, so never in a proxy log)
+ *   body: one Native block
+ *
+ * Success is any 2xx. ClickHouse reports errors as a non-2xx status with
+ * `X-ClickHouse-Exception-Code: N` and a body starting `Code: N. DB::Exception: …`.
+ * The proxy's own refusals carry no such code: 503 is nginx `limit_req`, 413 is
+ * `client_max_body_size`.
+ *
+ * Every insert pins the settings exactly-once depends on, since server defaults move
+ * between versions (`async_insert` is on by default in ClickHouse 26):
+ * async_insert=0, insert_deduplicate=1, deduplicate_blocks_in_dependent_materialized_views=1,
+ * and the batch's insert_deduplication_token.
+ */
+import { request, errors as undiciErrors, Agent } from 'undici';
+import type { SealedBatch } from '../domain/batch.ts';
+import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
+
+export interface ClickHouseHttpConfig {
+  /** Base URL, e.g. `http://127.0.0.1:8124` (the proxy). */
+  readonly url: string;
+  readonly user: string;
+  readonly password: string;
+  readonly database: string;
+  /** The table inserts go to. Default `http_log`. */
+  readonly table?: string;
+  /** Give up on a request after this many ms without response headers or body progress. Default 120 000. */
+  readonly timeoutMs?: number;
+}
+
+export interface ClickHouseClient {
+  /** Stores one sealed batch. Resolves on 2xx; rejects with a classified `AnonymizerError`. */
+  insert(batch: SealedBatch): Promise<void>;
+  /** Runs one statement and returns the response body as text. */
+  query(sql: string, settings?: Readonly<Record<string, string>>): Promise<string>;
+  close(): Promise<void>;
+}
+
+export const PINNED_INSERT_SETTINGS: Readonly<Record<string, string>> = {
+  async_insert: '0',
+  insert_deduplicate: '1',
+  deduplicate_blocks_in_dependent_materialized_views: '1',
+};
+
+/** How much of an error body is kept in a message: enough for `Code: N. DB::Exception: …`. */
+const MAX_ERROR_TEXT = 1_000;
+
+export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseClient {
+  const timeoutMs = config.timeoutMs ?? 120_000;
+  const table = config.table ?? 'http_log';
+  // One connection is all a paced client needs; keep-alive is short so a proxy restart
+  // between slots never meets a stale socket.
+  const dispatcher = new Agent({ connections: 1, keepAliveTimeout: 4_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const headers = { 'x-clickhouse-user': config.user, 'x-clickhouse-key': config.password };
+
+  const post = async (params: Record<string, string>, body: Uint8Array | string, extraHeaders: Record<string, string>): Promise<string> => {
+    const url = new URL(config.url);
+    url.pathname = '/';
+    url.search = new URLSearchParams({ database: config.database, ...params }).toString();
+    let response;
+    try {
+      response = await request(url, { method: 'POST', body, headers: { ...headers, ...extraHeaders }, dispatcher });
+    } catch (error) {
+      throw toNetworkError(error);
+    }
+    let text: string;
+    try {
+      text = await response.body.text();
+    } catch (error) {
+      throw toNetworkError(error);
+    }
+    if (response.statusCode >= 200 && response.statusCode < 300) return text;
+    throw toHttpError(response.statusCode, response.headers['x-clickhouse-exception-code'], text);
+  };
+
+  return {
+    async insert(batch) {
+      const encoding: Record<string, string> = batch.codec === 'none' ? {} : { 'content-encoding': batch.codec };
+      await post(
+        { query: `INSERT INTO ${table} FORMAT ${batch.format}`, ...PINNED_INSERT_SETTINGS, insert_deduplication_token: batch.token },
+        batch.body,
+        { 'content-type': 'application/octet-stream', ...encoding },
+      );
+    },
+    async query(sql, settings = {}) {
+      return post({ ...settings }, sql, { 'content-type': 'text/plain; charset=utf-8' });
+    },
+    async close() {
+      await dispatcher.close();
+    },
+  };
+}
+
+export function toHttpError(status: number, codeHeader: string | string[] | undefined, body: string): Error {
+  const headerCode = Array.isArray(codeHeader) ? codeHeader[0] : codeHeader;
+  const bodyCode = /Code: (\d+)\./.exec(body)?.[1];
+  const codeText = headerCode ?? bodyCode;
+  const code = codeText === undefined ? undefined : Number(codeText);
+  if (status === 503 && code === undefined) return new ProxyRateLimitedError();
+  if (status === 413) return new BodyTooLargeError();
+  const text = body.trim().slice(0, MAX_ERROR_TEXT);
+  return new ClickHouseError(`HTTP ${status}${text ? `: ${text}` : ''}`, status, code, status >= 500 || status === 429 || status === 408);
+}
+
+function toNetworkError(error: unknown): NetworkError {
+  const code = (error as { code?: string }).code;
+  const refused = code === 'ECONNREFUSED';
+  const timedOut = error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError;
+  const what = timedOut ? 'timed out' : refused ? 'connection refused' : `failed (${code ?? (error as Error).message})`;
+  return new NetworkError(`request to ClickHouse ${what}`, refused, { cause: error });
+}

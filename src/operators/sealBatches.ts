@@ -1,0 +1,84 @@
+import { Observable, type OperatorFunction } from 'rxjs';
+import { mergeOffsets, type OffsetChunk, type RowBatch, type SealReason } from '../domain/batch.ts';
+
+export interface SealBatchesConfig<T> {
+  /**
+   * Seal the open batch now. Fires when the proxy can take a request and nothing sealed
+   * is waiting for it (the design card's "proxy-ready timer"). An emission with an empty
+   * open batch does nothing.
+   */
+  readonly proxyReady$: Observable<unknown>;
+  /**
+   * Seal before the open batch's estimated size would pass this, in bytes (the unit of
+   * `sizeOf`). A function is read again for every batch, so the cap can learn.
+   */
+  readonly maxBytes: number | (() => number);
+  /** The estimated encoded size of one item, in bytes. */
+  readonly sizeOf: (item: T) => number;
+}
+
+/**
+ * Gathers the rows of incoming chunks into batches, sealed when the proxy is ready for
+ * one, when the next row would pass the size cap, or when the input ends.
+ *
+ * A batch only claims the offsets of chunks it holds entirely. When the cap splits a
+ * chunk, its offset goes with the batch that holds its last row, so a commit never runs
+ * ahead of what is stored.
+ *
+ * ```
+ * chunks:      -a-b-c---d-|     (one row each, maxBytes 2)
+ * proxyReady$: -------r--------
+ * result:      -----x-y---z|    x=[a,b] (size), y=[c] (proxy-ready), z=[d] (end-of-input)
+ * ```
+ *
+ * @example
+ * rows$.pipe(sealBatches({ proxyReady$: slots.ready$, maxBytes: 3_000_000, sizeOf: nativeRowSize }))
+ */
+export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<OffsetChunk<T>, RowBatch<T>> {
+  type Batch = RowBatch<T>;
+  return (source) =>
+    new Observable<Batch>((subscriber) => {
+      let rows: T[] = [];
+      let bytes = 0;
+      let offsets = new Map<number, number>();
+      const capOf = (): number => (typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes);
+      let cap = capOf();
+
+      const seal = (reason: SealReason): void => {
+        if (rows.length === 0 && offsets.size === 0) return;
+        const batch: Batch = { rows, offsets, reason };
+        rows = [];
+        bytes = 0;
+        offsets = new Map();
+        cap = capOf();
+        subscriber.next(batch);
+      };
+
+      const readySubscription = config.proxyReady$.subscribe({
+        next: () => seal('proxy-ready'),
+        error: (error: unknown) => subscriber.error(error),
+      });
+
+      const sourceSubscription = source.subscribe({
+        next: (chunk) => {
+          for (const item of chunk.items) {
+            const size = config.sizeOf(item);
+            if (rows.length > 0 && bytes + size > cap) seal('size');
+            rows.push(item);
+            bytes += size;
+          }
+          mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => {
+          seal('end-of-input');
+          subscriber.complete();
+        },
+      });
+
+      return () => {
+        readySubscription.unsubscribe();
+        sourceSubscription.unsubscribe();
+      };
+    });
+}
