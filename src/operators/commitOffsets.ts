@@ -1,9 +1,9 @@
-import { concatMap, from, map, type OperatorFunction } from 'rxjs';
+import { concatMap, from, last, map, type ObservableInput, type OperatorFunction } from 'rxjs';
 import type { PartitionOffsets } from '../domain/batch.ts';
 
 export interface CommitOffsetsConfig {
-  /** Commits `offset + 1` for each partition; resolves once the broker has it. */
-  readonly commit: (offsets: PartitionOffsets) => Promise<void>;
+  /** Commits `offset + 1` for each partition; completes (or resolves) once the broker has it. */
+  readonly commit: (offsets: PartitionOffsets) => ObservableInput<unknown>;
 }
 
 /**
@@ -20,5 +20,5 @@ export interface CommitOffsetsConfig {
  * stored$.pipe(commitOffsets({ commit: (offsets) => source.commit(offsets) }))
  */
 export function commitOffsets<T extends { readonly offsets: PartitionOffsets }>(config: CommitOffsetsConfig): OperatorFunction<T, T> {
-  return concatMap((batch) => (batch.offsets.size === 0 ? [batch] : from(config.commit(batch.offsets)).pipe(map(() => batch))));
+  return concatMap((batch) => (batch.offsets.size === 0 ? [batch] : from(config.commit(batch.offsets)).pipe(last(null, null), map(() => batch))));
 }

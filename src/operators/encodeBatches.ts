@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { concatMap, from, tap, type OperatorFunction } from 'rxjs';
+import { concat, concatMap, defer, from, mergeMap, of, tap, throwError, toArray, type Observable, type ObservableInput, type OperatorFunction } from 'rxjs';
 import type { Codec, RowBatch, SealedBatch, SealReason } from '../domain/batch.ts';
 import type { HttpLogRow } from '../domain/httpLogRow.ts';
 
@@ -7,7 +7,7 @@ export interface EncodeBatchesConfig {
   /** Rows → uncompressed insert body (e.g. `encodeNative`). */
   readonly encode: (rows: readonly HttpLogRow[]) => Uint8Array;
   /** Uncompressed body → compressed body, off the event loop. */
-  readonly compress: (body: Uint8Array) => Promise<Uint8Array>;
+  readonly compress: (body: Uint8Array) => ObservableInput<Uint8Array>;
   readonly codec: Codec;
   /** The proxy's body limit, in bytes. No body over it is ever emitted. */
   readonly maxBodyBytes: number;
@@ -19,13 +19,19 @@ export interface EncodeBatchesConfig {
   readonly onEncoded?: (batch: SealedBatch, reason: SealReason) => void;
 }
 
+interface Part {
+  readonly body: Uint8Array;
+  readonly rows: number;
+  readonly raw: number;
+}
+
 /**
  * Encodes and compresses each batch into a sealed insert body, in order. A body that
  * comes out over `maxBodyBytes` is split in halves until every part fits; only the last
  * part carries the batch's offsets, so commits wait until every part is stored.
  *
  * ```
- * batches:  -a-----b-|
+ * batches:  -a-----b-------|
  * result:   -A-----(B1 B2)-|     (b compressed past the limit: two parts)
  * ```
  *
@@ -35,27 +41,29 @@ export interface EncodeBatchesConfig {
 export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<RowBatch, SealedBatch> {
   const newToken = config.newToken ?? randomUUID;
 
-  const encodeFitting = async (rows: readonly HttpLogRow[]): Promise<Array<{ body: Uint8Array; rows: number; raw: number }>> => {
-    const raw = config.encode(rows);
-    const body = await config.compress(raw);
-    if (body.byteLength <= config.maxBodyBytes || rows.length <= 1) {
-      if (body.byteLength > config.maxBodyBytes) {
-        throw new RangeError(`one row compresses to ${body.byteLength} bytes, over the proxy's body limit of ${config.maxBodyBytes}`);
-      }
-      return [{ body, rows: rows.length, raw: raw.byteLength }];
-    }
-    config.onOversize?.(rows.length, body.byteLength);
-    const half = Math.ceil(rows.length / 2);
-    return [...(await encodeFitting(rows.slice(0, half))), ...(await encodeFitting(rows.slice(half)))];
-  };
+  const encodeFitting = (rows: readonly HttpLogRow[]): Observable<Part> =>
+    defer(() => {
+      const raw = config.encode(rows);
+      return from(config.compress(raw)).pipe(
+        mergeMap((body): Observable<Part> => {
+          if (body.byteLength <= config.maxBodyBytes) return of({ body, rows: rows.length, raw: raw.byteLength });
+          if (rows.length <= 1) {
+            return throwError(() => new RangeError(`one row compresses to ${body.byteLength} bytes, over the proxy's body limit of ${config.maxBodyBytes}`));
+          }
+          config.onOversize?.(rows.length, body.byteLength);
+          const half = Math.ceil(rows.length / 2);
+          return concat(encodeFitting(rows.slice(0, half)), encodeFitting(rows.slice(half)));
+        }),
+      );
+    });
 
   return concatMap((batch) => {
     if (batch.rows.length === 0) {
-      const empty: SealedBatch = { token: newToken(), body: new Uint8Array(0), format: 'Native', codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets };
-      return [empty];
+      return of<SealedBatch>({ token: newToken(), body: new Uint8Array(0), format: 'Native', codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets });
     }
-    return from(
-      encodeFitting(batch.rows).then((parts) =>
+    return encodeFitting(batch.rows).pipe(
+      toArray(),
+      concatMap((parts) =>
         parts.map(
           (part, index): SealedBatch => ({
             token: newToken(),
@@ -68,8 +76,6 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
           }),
         ),
       ),
-    ).pipe(
-      concatMap((parts) => parts),
       tap((part) => config.onEncoded?.(part, batch.reason)),
     );
   });

@@ -1,11 +1,11 @@
-import { concatMap, defer, from, map, of, retry, tap, throwError, type OperatorFunction } from 'rxjs';
+import { concatMap, defer, from, last, map, of, retry, tap, throwError, type ObservableInput, type OperatorFunction } from 'rxjs';
 import type { SealedBatch } from '../domain/batch.ts';
 import type { ProxySlots } from '../domain/proxySlots.ts';
 import { classifyInsertFailure, NetworkError, ProxyRateLimitedError, type InsertFailureAction } from '../errors.ts';
 
 export interface PacedInsertConfig {
-  /** Sends one batch; resolves on 2xx, rejects with an `AnonymizerError` otherwise. */
-  readonly send: (batch: SealedBatch) => Promise<void>;
+  /** Sends one batch; completes (or resolves) on 2xx, errors with an `AnonymizerError` otherwise. */
+  readonly send: (batch: SealedBatch) => ObservableInput<unknown>;
   /** The shared pacing state: when the next request may go. */
   readonly slots: ProxySlots;
   /** What to do about a failure. Default: `classifyInsertFailure`. */
@@ -47,6 +47,7 @@ export function pacedInsert(config: PacedInsertConfig): OperatorFunction<SealedB
           concatMap(() => {
             const startedAt = slots.scheduler.now();
             return from(config.send(batch)).pipe(
+              last(null, null),
               tap({
                 next: () => {
                   slots.used(startedAt);

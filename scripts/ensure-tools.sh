@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the local stack needs on a fresh Debian machine, and nothing when it is
+# all there (then it prints nothing and takes well under a second: no network, no JVM).
+# Non-interactive; run as root, or as a user with sudo.
+#   - nginx, capnp, kcat: Debian packages nginx, capnproto, kcat
+#   - Kafka broker jars in .tools/kafka/libs, from Maven Central via etc/kafka/pom.xml
+# Java 17+ and Maven are prerequisites, not installed here.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+die() { echo "ensure-tools: $*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+# Debian's nginx lives in /usr/sbin, which a non-root PATH may lack.
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+
+missing_pkgs=()
+have nginx || missing_pkgs+=(nginx)
+have capnp || missing_pkgs+=(capnproto)
+have kcat  || missing_pkgs+=(kcat)
+if [ "${#missing_pkgs[@]}" -gt 0 ]; then
+  as_root apt-get update -qq >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    nginx capnproto kcat >/dev/null
+  for p in "${missing_pkgs[@]}"; do echo "installed $p (apt)"; done
+fi
+
+if ! compgen -G ".tools/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
+  command -v java >/dev/null 2>&1 || die "java not found: install a JDK 17+ (e.g. apt-get install -y openjdk-17-jre-headless)"
+  command -v mvn >/dev/null 2>&1 || die "mvn not found: install Maven (e.g. apt-get install -y maven)"
+  # Maven prints colour codes even with -q; keep its output for the failure case only.
+  if ! mvn_out=$(mvn -B -q -Dstyle.color=never -f etc/kafka/pom.xml dependency:copy-dependencies \
+      -DoutputDirectory="$PWD/.tools/kafka/libs" -DincludeScope=runtime 2>&1); then
+    echo "$mvn_out" >&2
+    die "mvn dependency:copy-dependencies failed (see above)"
+  fi
+  echo "installed Kafka jars in .tools/kafka/libs (maven)"
+fi

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import type { RowBatch } from '../domain/batch.ts';
+import type { HttpLogRow } from '../domain/httpLogRow.ts';
+import { encodeBatches, type EncodeBatchesConfig } from './encodeBatches.ts';
+import { newTestScheduler, row } from './testing.ts';
+
+/** Stand-in encoding: one byte per row, the url's length, so sizes are easy to reason about. */
+const encode = (rows: readonly HttpLogRow[]): Uint8Array => Uint8Array.from(rows.map((r) => r.url.length));
+const batch = (urls: string[], offsets: Array<[number, number]>): RowBatch => ({ rows: urls.map((u) => row(u)), offsets: new Map(offsets), reason: 'size' });
+
+function config(overrides: Partial<EncodeBatchesConfig>, cold: (marbles: string, values?: Record<string, Uint8Array>) => import('rxjs').Observable<Uint8Array>): EncodeBatchesConfig {
+  let token = 0;
+  return {
+    encode,
+    // "Compression" takes two frames and keeps the bytes as they are.
+    compress: (body) => cold('--(b|)', { b: body }),
+    codec: 'none',
+    maxBodyBytes: 4,
+    newToken: () => `t${++token}`,
+    ...overrides,
+  };
+}
+
+describe('encodeBatches', () => {
+  it('encodes and compresses each batch in order, off the caller (async compress)', () => {
+    newTestScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const source = cold('-a-b|', { a: batch(['/1', '/2'], [[0, 5]]), b: batch(['/3'], [[0, 6]]) });
+      expectObservable(source.pipe(encodeBatches(config({}, cold)))).toBe('---x-(y|)', {
+        x: { token: 't1', body: Uint8Array.of(2, 2), format: 'Native', codec: 'none', rowCount: 2, uncompressedBytes: 2, offsets: new Map([[0, 5]]) },
+        y: { token: 't2', body: Uint8Array.of(2), format: 'Native', codec: 'none', rowCount: 1, uncompressedBytes: 1, offsets: new Map([[0, 6]]) },
+      });
+      expectSubscriptions(source.subscriptions).toBe('^---!');
+    });
+  });
+
+  it('splits a body over the limit in halves; only the last part carries the offsets', () => {
+    const oversize: number[] = [];
+    newTestScheduler().run(({ cold, expectObservable }) => {
+      const source = cold('a|', { a: batch(['/a', '/b', '/c', '/d', '/e', '/f'], [[1, 9]]) });
+      const result = source.pipe(encodeBatches(config({ onOversize: (rows) => oversize.push(rows) }, cold)));
+      // 6 rows → 6 bytes > 4: compress once (2 frames), then each half of 3 (2 frames each, in turn).
+      expectObservable(result).toBe('------(xy|)', {
+        x: { token: 't1', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, offsets: new Map() },
+        y: { token: 't2', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, offsets: new Map([[1, 9]]) },
+      });
+    });
+    expect(oversize).toEqual([6]);
+  });
+
+  it('a batch with no rows becomes an empty sealed batch at once, keeping its offsets', () => {
+    newTestScheduler().run(({ cold, expectObservable }) => {
+      const source = cold('a|', { a: batch([], [[2, 4]]) });
+      expectObservable(source.pipe(encodeBatches(config({}, cold)))).toBe('a|', {
+        a: { token: 't1', body: new Uint8Array(0), format: 'Native', codec: 'none', rowCount: 0, uncompressedBytes: 0, offsets: new Map([[2, 4]]) },
+      });
+    });
+  });
+
+  it('a single row over the limit is an error, never a body over the limit', () => {
+    newTestScheduler().run(({ cold, expectObservable }) => {
+      const source = cold('a|', { a: batch(['/a-very-long-url'], [[0, 1]]) });
+      const result = source.pipe(encodeBatches(config({ encode: (rows) => new Uint8Array(rows.length * 10) }, cold)));
+      expectObservable(result).toBe('--#', undefined, new RangeError("one row compresses to 10 bytes, over the proxy's body limit of 4"));
+    });
+  });
+
+  it('a failing compression errors the stream; early unsubscribe tears down', () => {
+    newTestScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const source = cold('a|', { a: batch(['/1'], []) });
+      expectObservable(source.pipe(encodeBatches(config({ compress: () => cold('-#') }, cold)))).toBe('-#');
+      const endless = cold<RowBatch>('-');
+      expectObservable(endless.pipe(encodeBatches(config({}, cold))), '^-!').toBe('-');
+      expectSubscriptions(endless.subscriptions).toBe('^-!');
+    });
+  });
+});

@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import type { ColdObservable } from 'rxjs/internal/testing/ColdObservable';
+import type { SealedBatch } from '../domain/batch.ts';
+import { ProxySlots } from '../domain/proxySlots.ts';
+import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
+import { pacedInsert } from './pacedInsert.ts';
+import { newTestScheduler, sealed } from './testing.ts';
+
+type Cold = (marbles: string, values?: Record<string, unknown>, error?: unknown) => ColdObservable<unknown>;
+
+/** A proxy stand-in: each call to `send` plays the next scripted response. */
+function scripted(cold: Cold, responses: Array<string | [string, unknown]>) {
+  const calls: string[] = [];
+  const send = (batch: SealedBatch) => {
+    calls.push(batch.token);
+    const next = responses.shift() ?? '-|';
+    return typeof next === 'string' ? cold(next) : cold(next[0], undefined, next[1]);
+  };
+  return { send, calls };
+}
+
+const a = sealed('a', 1, [[0, 1]]);
+const b = sealed('b', 1, [[0, 2]]);
+const c = sealed('c', 1, [[0, 3]]);
+
+describe('pacedInsert', () => {
+  it('sends one batch per slot, in order: a backlog drains one per interval', () => {
+    const scheduler = newTestScheduler();
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      const proxy = scripted(cold as Cold, []);
+      const source = cold('(abc|)', { a, b, c });
+      // Each request takes 1 frame; the next may start 10 frames after the previous one started.
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-a---------b---------(c|)', { a, b, c });
+    });
+  });
+
+  it('a 503 uses no slot: it tries again after the probe delay, not a whole interval', () => {
+    const scheduler = newTestScheduler();
+    const failures: string[] = [];
+    let proxy!: ReturnType<typeof scripted>;
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, probeMs: 3, scheduler });
+      proxy = scripted(cold as Cold, [['-#', new ProxyRateLimitedError()], '-|']);
+      const source = cold('a|', { a });
+      // Refused at 1, retried at 1 + 3 = 4, stored at 5.
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots, onFailure: (_b, _e, action) => failures.push(action) }))).toBe('-----(a|)', { a });
+    });
+    expect(proxy.calls).toEqual(['a', 'a']);
+    expect(failures).toEqual(['retry']);
+  });
+
+  it('a 5xx or a reset used the slot: the retry waits for the next interval, with the same batch', () => {
+    const scheduler = newTestScheduler();
+    let proxy!: ReturnType<typeof scripted>;
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 2, scheduler });
+      proxy = scripted(cold as Cold, [
+        ['--#', new ClickHouseError('HTTP 502', 502, undefined, true)],
+        ['-#', new NetworkError('reset', false)],
+        '-|',
+      ]);
+      const source = cold('a|', { a });
+      // Attempts start at 0, 12 and 24 (interval 10 + margin 2); the third succeeds at 25.
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-------------------------(a|)', { a });
+    });
+    expect(proxy.calls).toEqual(['a', 'a', 'a']);
+  });
+
+  it('a refused connection used no slot either', () => {
+    const scheduler = newTestScheduler();
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, probeMs: 2, scheduler });
+      const proxy = scripted(cold as Cold, [['#', new NetworkError('refused', true)], '-|']);
+      expectObservable(cold('a|', { a }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('---(a|)', { a });
+    });
+  });
+
+  it('a failure that retrying cannot fix errors the stream, and nothing after it is sent', () => {
+    const scheduler = newTestScheduler();
+    let proxy!: ReturnType<typeof scripted>;
+    const dataError = new ClickHouseError('Code: 27. DB::Exception: Cannot parse input', 500, 27, true);
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      proxy = scripted(cold as Cold, [['-#', dataError]]);
+      const source = cold('(ab)', { a, b });
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#', undefined, dataError);
+      expectSubscriptions(source.subscriptions).toBe('^!');
+    });
+    expect(proxy.calls).toEqual(['a']);
+  });
+
+  it('a 413 is not retried as is: it errors so the batch can be split', () => {
+    const scheduler = newTestScheduler();
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      const tooLarge = new BodyTooLargeError();
+      const proxy = scripted(cold as Cold, [['-#', tooLarge]]);
+      expectObservable(cold('a', { a }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#', undefined, tooLarge);
+    });
+  });
+
+  it('a batch without rows passes in order without a request', () => {
+    const scheduler = newTestScheduler();
+    let proxy!: ReturnType<typeof scripted>;
+    const empty = sealed('empty', 0, [[0, 7]]);
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      proxy = scripted(cold as Cold, ['---|']);
+      expectObservable(cold('(ae|)', { a, e: empty }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('---(ae|)', { a, e: empty });
+    });
+    expect(proxy.calls).toEqual(['a']);
+  });
+
+  it('ready$ stays quiet while a batch waits, and fires once the slot is open and idle', () => {
+    const scheduler = newTestScheduler();
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 6, marginMs: 0, readyPollMs: 2, scheduler });
+      const proxy = scripted(cold as Cold, ['-|']);
+      cold('a', { a }).pipe(pacedInsert({ send: proxy.send, slots })).subscribe();
+      // The request starts at 0: the next slot opens at 6; polls at 2 and 4 find it closed.
+      expectObservable(slots.ready$, '^-------!').toBe('------x-', { x: 2 });
+    });
+  });
+
+  it('source errors pass through; early unsubscribe stops waiting for a slot', () => {
+    const scheduler = newTestScheduler();
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      const proxy = scripted(cold as Cold, []);
+      expectObservable(cold<SealedBatch>('-#').pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#');
+      const source = cold('(ab)', { a, b });
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots })), '^----!').toBe('-a----', { a });
+      expectSubscriptions(source.subscriptions).toBe('^----!');
+    });
+  });
+});

@@ -1,0 +1,124 @@
+import { TestScheduler } from 'rxjs/testing';
+import { describe, expect, it } from 'vitest';
+import type { OffsetChunk, RowBatch } from '../domain/batch.ts';
+import { sealBatches } from './sealBatches.ts';
+
+const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+
+/** One chunk per letter: partition 0, one row (the letter), offset = its position in the alphabet. */
+const chunk = (row: string, partition = 0): OffsetChunk<string> => ({ partition, items: [row], lastOffset: row.charCodeAt(0) - 97 });
+const batch = (rows: string[], offsets: Array<[number, number]>, reason: RowBatch['reason']): RowBatch<string> => ({ rows, offsets: new Map(offsets), reason });
+const chunks = { a: chunk('a'), b: chunk('b'), c: chunk('c'), d: chunk('d') };
+
+describe('sealBatches', () => {
+  it('seals on the size cap, on proxy-ready, and at the end of input', () => {
+    scheduler().run(({ cold, hot, expectObservable, expectSubscriptions }) => {
+      const source = cold('-a-b-c---d-|', chunks);
+      const ready = hot('  -------r-----');
+      const expected = '   -----x-y---(z|)';
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, maxBytes: 2, sizeOf: () => 1 }))).toBe(expected, {
+        x: batch(['a', 'b'], [[0, 1]], 'size'),
+        y: batch(['c'], [[0, 2]], 'proxy-ready'),
+        z: batch(['d'], [[0, 3]], 'end-of-input'),
+      });
+      expectSubscriptions(source.subscriptions).toBe('^----------!');
+      expectSubscriptions(ready.subscriptions).toBe('^----------!');
+    });
+  });
+
+  it('a proxy-ready signal with nothing open seals nothing', () => {
+    scheduler().run(({ cold, hot, expectObservable }) => {
+      const source = cold('----a-|', chunks);
+      const ready = hot('  -r-r---');
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, maxBytes: 10, sizeOf: () => 1 }))).toBe('------(z|)', {
+        z: batch(['a'], [[0, 0]], 'end-of-input'),
+      });
+    });
+  });
+
+  it('the size cap wins over a pending timer: a full batch goes at once', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-(abc)-|', chunks);
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 1, sizeOf: () => 1 }))).toBe('-(xy)--(z|)', {
+        x: batch(['a'], [[0, 0]], 'size'),
+        y: batch(['b'], [[0, 1]], 'size'),
+        z: batch(['c'], [[0, 2]], 'end-of-input'),
+      });
+    });
+  });
+
+  it('a chunk split by the cap gives its offset only to the batch that holds its last row', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const big: OffsetChunk<string> = { partition: 2, items: ['p', 'q', 'r'], lastOffset: 90 };
+      const source = cold('-s-|', { s: big });
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 2, sizeOf: () => 1 }))).toBe('-x-(y|)', {
+        x: batch(['p', 'q'], [], 'size'),
+        y: batch(['r'], [[2, 90]], 'end-of-input'),
+      });
+    });
+  });
+
+  it('a chunk of nothing but rejected messages still carries its offsets to a batch', () => {
+    scheduler().run(({ cold, hot, expectObservable }) => {
+      const poison: OffsetChunk<string> = { partition: 1, items: [], lastOffset: 7 };
+      const source = cold('-p---', { p: poison });
+      const ready = hot('  ---r-');
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, maxBytes: 5, sizeOf: () => 1 }))).toBe('---y-', {
+        y: batch([], [[1, 7]], 'proxy-ready'),
+      });
+    });
+  });
+
+  it('keeps the highest offset per partition across chunks', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a-b-|', { a: chunk('a', 0), b: { partition: 1, items: ['x'], lastOffset: 9 } });
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 9, sizeOf: () => 1 }))).toBe('-----(z|)', {
+        z: batch(['a', 'x'], [[0, 0], [1, 9]], 'end-of-input'),
+      });
+    });
+  });
+
+  it('reads a function cap again for every batch', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const caps = [1, 3];
+      const source = cold('-(abcd)-|', chunks);
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: () => caps.shift() ?? 3, sizeOf: () => 1 }))).toBe('-x------(z|)', {
+        x: batch(['a'], [[0, 0]], 'size'),
+        z: batch(['b', 'c', 'd'], [[0, 3]], 'end-of-input'),
+      });
+    });
+  });
+
+  it('passes an error on and drops the open batch (its offsets were never committed)', () => {
+    scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const source = cold('-a-#', chunks);
+      const ready = cold(' ----');
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, maxBytes: 9, sizeOf: () => 1 }))).toBe('---#');
+      expectSubscriptions(ready.subscriptions).toBe('^--!');
+    });
+  });
+
+  it('an error from proxyReady$ errors the stream', () => {
+    scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const source = cold('-a----', chunks);
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('--#'), maxBytes: 9, sizeOf: () => 1 }))).toBe('--#');
+      expectSubscriptions(source.subscriptions).toBe('^-!');
+    });
+  });
+
+  it('a source that never emits seals nothing and never completes', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      expectObservable(cold<OffsetChunk<string>>('-').pipe(sealBatches({ proxyReady$: cold('-r-r-'), maxBytes: 9, sizeOf: () => 1 }))).toBe('-');
+    });
+  });
+
+  it('early unsubscribe tears down the source and the notifier', () => {
+    scheduler().run(({ cold, hot, expectObservable, expectSubscriptions }) => {
+      const source = cold('-a-b-c-d-|', chunks);
+      const ready = hot('  ---------');
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, maxBytes: 9, sizeOf: () => 1 })), '^---!').toBe('-----');
+      expectSubscriptions(source.subscriptions).toBe('^---!');
+      expectSubscriptions(ready.subscriptions).toBe('^---!');
+    });
+  });
+});

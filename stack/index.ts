@@ -1,0 +1,15 @@
+// The local development/test stack without Docker (design §6): Kafka on the JVM, the
+// ClickHouse engine via chdb behind a ClickHouse-compatible HTTP endpoint, and the real
+// nginx ch-proxy. Used by stack/cli.ts and by integration tests.
+
+export type { ServiceHandle, ServiceState } from './service.ts';
+export {
+  REPO_ROOT, freePort, isAlive, isRunning, pidFileOf, portAccepts, readPidFile, readState,
+  stateFileOf, stopPid,
+} from './service.ts';
+export { DEFAULT_KAFKA_LIBS, DEFAULT_TOPICS, KAFKA_MARKER, KAFKA_NAME, hasKafkaLibs, startKafka } from './kafka.ts';
+export type { StartKafkaOptions } from './kafka.ts';
+export { CLICKHOUSE_MARKER, CLICKHOUSE_NAME, startClickHouse } from './clickhouse.ts';
+export type { StartClickHouseOptions } from './clickhouse.ts';
+export { NGINX_TEMPLATE, PROXY_MARKER, PROXY_NAME, nginxBin, renderTemplate, startProxy } from './proxy.ts';
+export type { StartProxyOptions } from './proxy.ts';
