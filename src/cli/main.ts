@@ -9,6 +9,13 @@ import { migrateCommand } from './migrate.ts';
 import { produceCommand } from './produce.ts';
 import { runCommand } from './run.ts';
 
+// kafkajs 2.2 schedules timers with negative delays, which Node ≥ 23 reports as a
+// TimeoutNegativeWarning (the timer still fires at once, as before). Keep every other warning.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name !== 'TimeoutNegativeWarning') process.stderr.write(`${warning.name}: ${warning.message}\n`);
+});
+
 const program = new Command('anonymizer')
   .description("Kafka (Cap'n Proto HTTP logs) → anonymized client addresses → ClickHouse, through a 1 request/minute proxy.")
   .showHelpAfterError()

@@ -49,12 +49,15 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...extra } = entry.log;
-      const level = entry.level <= KafkaLogLevel.ERROR ? 'error' : entry.level === KafkaLogLevel.WARN ? 'warn' : 'debug';
+      // kafkajs logs retried, transient failures (coordinator not yet elected, a broker
+      // restarting) at ERROR; what is not recovered reaches us as a rejected promise.
+      const level = entry.level <= KafkaLogLevel.WARN ? 'warn' : 'debug';
       log[level]({ kafkajs: entry.namespace, ...extra }, message);
     },
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
-  const consumer: Consumer = kafka.consumer({ groupId: config.groupId, retry: { retries: 10 } });
+  // A short fetch long-poll: stopping (drain, shutdown) waits for the fetch in flight.
+  const consumer: Consumer = kafka.consumer({ groupId: config.groupId, retry: { retries: 10 }, maxWaitTimeInMs: 500 });
   const maxOutstanding = config.maxOutstanding ?? 400_000;
   const handedOver = new Map<number, number>();
   const committed = new Map<number, number>();

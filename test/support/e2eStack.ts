@@ -1,0 +1,134 @@
+/**
+ * A private local stack for one integration test file: a real Kafka broker and the real
+ * ClickHouse engine (chdb behind the HTTP endpoint), on free 127.0.0.1 ports in a temp
+ * dir, stopped by PID when the file is done. Proxies are started per test, at the rate
+ * and body limit that test needs.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../../stack/index.ts';
+
+export const BIN = fileURLToPath(new URL('../../bin/anonymizer.js', import.meta.url));
+
+export interface E2EStack {
+  readonly dir: string;
+  readonly brokers: string;
+  readonly clickhouseUrl: string;
+  readonly clickhousePort: number;
+  startProxy(options: { rate: string; maxBody: string }): Promise<ServiceHandle & { url: string; accessLog: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startE2EStack(name: string): Promise<E2EStack> {
+  const dir = mkdtempSync(join(tmpdir(), `e2e-${name}-`));
+  const services: ServiceHandle[] = [];
+  try {
+    const kafka = await startKafka({ dir: join(dir, 'kafka'), port: await freePort(), controllerPort: await freePort(), topics: [] });
+    services.push(kafka);
+    const clickhousePort = await freePort();
+    const clickhouse = await startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
+    services.push(clickhouse);
+    let proxies = 0;
+    return {
+      dir,
+      brokers: kafka.brokers,
+      clickhouseUrl: clickhouse.url,
+      clickhousePort,
+      async startProxy(options) {
+        const proxy = await startProxy({ dir: join(dir, `proxy-${++proxies}`), port: await freePort(), upstreamPort: clickhousePort, ...options });
+        services.push(proxy);
+        return proxy;
+      },
+      async stop() {
+        await Promise.allSettled(services.reverse().map((service) => service.stop()));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await Promise.allSettled(services.map((service) => service.stop()));
+    throw error;
+  }
+}
+
+/** A query straight to the ClickHouse endpoint (not through the proxy). */
+export async function chQuery(stack: E2EStack, sql: string, database = 'default'): Promise<string> {
+  const response = await fetch(`${stack.clickhouseUrl}/?database=${database}`, { method: 'POST', body: sql });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`ClickHouse ${response.status}: ${text}`);
+  return text;
+}
+
+export async function createTopic(stack: E2EStack, topic: string, partitions = 3): Promise<void> {
+  const admin = new Kafka({ brokers: [stack.brokers], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Per partition: [committed offset of the group, high-water mark]. */
+export async function offsetsOf(stack: E2EStack, group: string, topic: string): Promise<Map<number, [number, number]>> {
+  const admin = new Kafka({ brokers: [stack.brokers], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const [high, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId: group, topics: [topic] })]);
+    const byPartition = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+    return new Map(high.map((p) => [p.partition, [byPartition.get(p.partition) ?? -1, Number(p.high)]]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface CliResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+/** Runs `anonymizer …` to its end, killed (and failed) past `timeoutMs`. */
+export function runCli(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 120_000): Promise<CliResult> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`anonymizer ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr.slice(-3000)}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+export interface AccessLogLine {
+  /** When nginx received the request, in ms since the epoch ($msec − $request_time). */
+  readonly startMs: number;
+  readonly status: number;
+  readonly method: string;
+  readonly requestLength: number;
+  readonly uri: string;
+}
+
+export function readAccessLog(path: string): AccessLogLine[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const match = /^(\d+\.\d+) (\d+\.\d+) (\d+) (\S+) (\d+) (\d+) "(.*)"$/.exec(line);
+      if (!match) throw new Error(`unexpected access log line: ${line}`);
+      return { startMs: (Number(match[1]) - Number(match[2])) * 1000, status: Number(match[3]), method: match[4]!, requestLength: Number(match[5]), uri: match[7]! };
+    });
+}
