@@ -11,8 +11,11 @@ if ! command -v npm >/dev/null 2>&1; then
   exit 1
 fi
 if [ ! -x node_modules/.bin/node ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "ensure-node: installing npm dependencies (npm ci), Node 24 included"
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "ensure-node: installing npm dependencies from package-lock.json, Node 24 included"
+  # `npm install`, not `npm ci`: chdb lists optional per-platform engines (macOS, arm64)
+  # that the registry reached here does not serve, and `npm ci` refuses a lock file
+  # without them. With the lock file present, `npm install` installs exactly what it pins.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 node_version=$(node_modules/.bin/node --version)
 case "$node_version" in
