@@ -129,3 +129,10 @@ export function classifyInsertFailure(error: unknown): InsertFailureAction {
   if (error instanceof AnonymizerError) return error.retriable ? 'retry' : 'fatal';
   return 'fatal';
 }
+
+/** The spool directory cannot be used: held by another process, unwritable, or corrupt. */
+export class SpoolError extends AnonymizerError {
+  constructor(message: string, options?: AnonymizerErrorOptions) {
+    super(message, 'ANON_SPOOL', false, 'processing', options);
+  }
+}

@@ -3,6 +3,7 @@
  * batch says which Kafka offsets it covers, so a commit after a successful insert knows
  * exactly what it may commit (Vector's ordered finalizers; Benthos' ack funcs).
  */
+import type { AnonymizerError } from '../errors.ts';
 import type { HttpLogRow } from './httpLogRow.ts';
 
 /** Partition → the last offset covered, inclusive. Committing means committing `offset + 1`. */
@@ -12,6 +13,7 @@ export type PartitionOffsets = ReadonlyMap<number, number>;
 export interface SourceMessage {
   readonly partition: number;
   readonly offset: number;
+  readonly key?: Uint8Array | null;
   readonly value: Uint8Array | null;
 }
 
@@ -24,6 +26,17 @@ export interface OffsetChunk<T> {
   readonly partition: number;
   readonly items: readonly T[];
   readonly lastOffset: number;
+}
+
+/** A message that could not become a row, and why. It must reach the dead-letter topic before its offset is committed. */
+export interface RejectedMessage {
+  readonly message: SourceMessage;
+  readonly error: AnonymizerError;
+}
+
+/** A decoded chunk: its rows, plus the messages of its span that could not become rows. */
+export interface DecodedChunk<T> extends OffsetChunk<T> {
+  readonly rejected: readonly RejectedMessage[];
 }
 
 export type SealReason = 'size' | 'proxy-ready' | 'end-of-input';

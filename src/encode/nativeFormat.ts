@@ -109,3 +109,66 @@ export function encodeNative(rows: readonly HttpLogRow[]): Uint8Array {
   });
   return writer.bytes.subarray(0, writer.offset);
 }
+
+const decoder = new TextDecoder();
+
+/**
+ * Reads back one block written by `encodeNative` (the same nine columns, in order). The
+ * spool needs it to split a batch the proxy refused as too large, since a sealed batch
+ * keeps only its encoded body.
+ */
+export function decodeNative(block: Uint8Array): HttpLogRow[] {
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  let offset = 0;
+  const varint = (): number => {
+    let value = 0;
+    let scale = 1;
+    for (;;) {
+      if (offset >= block.byteLength) throw new RangeError('Native block ends inside a varint');
+      const byte = block[offset++]!;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) return value;
+      scale *= 128;
+    }
+  };
+  const bytes = (length: number): Uint8Array => {
+    if (offset + length > block.byteLength) throw new RangeError('Native block ends inside a value');
+    const slice = block.subarray(offset, offset + length);
+    offset += length;
+    return slice;
+  };
+  const string = (): string => decoder.decode(bytes(varint()));
+  const columnCount = varint();
+  const rowCount = varint();
+  if (columnCount !== HTTP_LOG_COLUMNS.length) throw new RangeError(`Native block has ${columnCount} columns, expected ${HTTP_LOG_COLUMNS.length}`);
+  const columns: unknown[][] = [];
+  for (const [name, type] of HTTP_LOG_COLUMNS) {
+    const gotName = string();
+    const gotType = string();
+    if (gotName !== name || gotType !== type) throw new RangeError(`Native column ${gotName} ${gotType}, expected ${name} ${type}`);
+    const values: unknown[] = new Array(rowCount);
+    const fixed = (width: number, read: (at: number) => unknown): void => {
+      bytes(width * rowCount);
+      for (let i = 0; i < rowCount; i++) values[i] = read(offset - width * (rowCount - i));
+    };
+    if (type === 'DateTime') fixed(4, (at) => view.getUint32(at, true));
+    else if (type === 'UInt64') fixed(8, (at) => view.getBigUint64(at, true));
+    else if (type === 'UInt16') fixed(2, (at) => view.getUint16(at, true));
+    else for (let i = 0; i < rowCount; i++) values[i] = string();
+    columns.push(values);
+  }
+  const [timestamp, resourceId, bytesSent, requestTimeMilli, responseStatus, cacheStatus, method, remoteAddr, url] = columns as [
+    number[], bigint[], bigint[], bigint[], number[], string[], string[], string[], string[],
+  ];
+  return Array.from({ length: rowCount }, (_, i) => ({
+    timestamp: timestamp[i]!,
+    resourceId: resourceId[i]!,
+    bytesSent: bytesSent[i]!,
+    requestTimeMilli: requestTimeMilli[i]!,
+    responseStatus: responseStatus[i]!,
+    cacheStatus: cacheStatus[i]!,
+    method: method[i]!,
+    remoteAddr: remoteAddr[i]!,
+    url: url[i]!,
+  }));
+}

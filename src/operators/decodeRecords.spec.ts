@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { OffsetChunk, SourceMessage } from '../domain/batch.ts';
 import type { DecodedRecord } from '../domain/httpLogRow.ts';
-import { DecodeError, type AnonymizerError } from '../errors.ts';
+import { DecodeError } from '../errors.ts';
 import { decodeRecords } from './decodeRecords.ts';
 import { newTestScheduler } from './testing.ts';
 
@@ -14,39 +14,37 @@ const message = (offset: number, first: number | null): SourceMessage => ({ part
 const chunk = (items: SourceMessage[]): OffsetChunk<SourceMessage> => ({ partition: 3, items, lastOffset: items.at(-1)?.offset ?? 0 });
 
 describe('decodeRecords', () => {
-  it('decodes every message, keeps the offset span, and reports the ones that cannot be rows', () => {
-    const rejected: Array<[number, string]> = [];
+  it('decodes every message, keeps the offset span, and lists the ones that cannot be rows with why', () => {
     newTestScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
-      const source = cold('-a-b-|', { a: chunk([message(10, 200), message(11, 0), message(12, 404)]), b: chunk([message(13, null)]) });
-      const result = source.pipe(decodeRecords({ decode, onRejected: (m, e: AnonymizerError) => rejected.push([m.offset, e.code]) }));
-      expectObservable(result).toBe('-x-y-|', {
-        x: { partition: 3, lastOffset: 12, items: [decode(Uint8Array.of(200)), decode(Uint8Array.of(404))] },
-        y: { partition: 3, lastOffset: 13, items: [] },
+      const bad = message(11, 0);
+      const tombstone = message(13, null);
+      const source = cold('-a-b-|', { a: chunk([message(10, 200), bad, message(12, 404)]), b: chunk([tombstone]) });
+      expectObservable(source.pipe(decodeRecords({ decode }))).toBe('-x-y-|', {
+        x: { partition: 3, lastOffset: 12, items: [decode(Uint8Array.of(200)), decode(Uint8Array.of(404))], rejected: [{ message: bad, error: new DecodeError('bad') }] },
+        y: { partition: 3, lastOffset: 13, items: [], rejected: [{ message: tombstone, error: new DecodeError('the message has no value (a tombstone)') }] },
       });
       expectSubscriptions(source.subscriptions).toBe('^----!');
     });
-    // The side channel saw exactly the two bad messages, with their codes.
-    expect(rejected).toEqual([[11, 'ANON_DECODE'], [13, 'ANON_DECODE']]);
   });
 
   it('wraps a non-AnonymizerError from the decoder as a DecodeError', () => {
-    const seen: AnonymizerError[] = [];
-    newTestScheduler().run(({ cold, expectObservable }) => {
-      const source = cold('-a|', { a: chunk([message(1, 1)]) });
-      expectObservable(source.pipe(decodeRecords({ decode: () => { throw new TypeError('boom'); }, onRejected: (_m, e) => seen.push(e) }))).toBe('-x|', {
-        x: { partition: 3, lastOffset: 1, items: [] },
-      });
+    const seen: unknown[] = [];
+    newTestScheduler().run(({ cold }) => {
+      cold('-a|', { a: chunk([message(1, 1)]) })
+        .pipe(decodeRecords({ decode: () => { throw new TypeError('boom'); } }))
+        .subscribe((out) => seen.push(...out.rejected.map((r) => r.error)));
     });
     expect(seen).toHaveLength(1);
     expect(seen[0]).toBeInstanceOf(DecodeError);
+    expect((seen[0] as DecodeError).code).toBe('ANON_DECODE');
   });
 
   it('passes errors and completion through, and unsubscribes early', () => {
     newTestScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
       const failing = cold<OffsetChunk<SourceMessage>>('--#');
-      expectObservable(failing.pipe(decodeRecords({ decode, onRejected: () => {} }))).toBe('--#');
+      expectObservable(failing.pipe(decodeRecords({ decode }))).toBe('--#');
       const endless = cold<OffsetChunk<SourceMessage>>('-');
-      expectObservable(endless.pipe(decodeRecords({ decode, onRejected: () => {} })), '^--!').toBe('-');
+      expectObservable(endless.pipe(decodeRecords({ decode })), '^--!').toBe('-');
       expectSubscriptions(endless.subscriptions).toBe('^--!');
     });
   });

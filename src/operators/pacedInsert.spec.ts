@@ -3,7 +3,7 @@ import type { ColdObservable } from 'rxjs/internal/testing/ColdObservable';
 import type { SealedBatch } from '../domain/batch.ts';
 import { ProxySlots } from '../domain/proxySlots.ts';
 import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
-import { pacedInsert } from './pacedInsert.ts';
+import { pacedInsert, type InsertOutcome } from './pacedInsert.ts';
 import { newTestScheduler, sealed } from './testing.ts';
 
 type Cold = (marbles: string, values?: Record<string, unknown>, error?: unknown) => ColdObservable<unknown>;
@@ -22,6 +22,7 @@ function scripted(cold: Cold, responses: Array<string | [string, unknown]>) {
 const a = sealed('a', 1, [[0, 1]]);
 const b = sealed('b', 1, [[0, 2]]);
 const c = sealed('c', 1, [[0, 3]]);
+const stored = (batch: SealedBatch): InsertOutcome<SealedBatch> => ({ batch, kind: 'stored' });
 
 describe('pacedInsert', () => {
   it('sends one batch per slot, in order: a backlog drains one per interval', () => {
@@ -31,7 +32,7 @@ describe('pacedInsert', () => {
       const proxy = scripted(cold as Cold, []);
       const source = cold('(abc|)', { a, b, c });
       // Each request takes 1 frame; the next may start 10 frames after the previous one started.
-      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-a---------b---------(c|)', { a, b, c });
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-a---------b---------(c|)', { a: stored(a), b: stored(b), c: stored(c) });
     });
   });
 
@@ -44,7 +45,7 @@ describe('pacedInsert', () => {
       proxy = scripted(cold as Cold, [['-#', new ProxyRateLimitedError()], '-|']);
       const source = cold('a|', { a });
       // Refused at 1, retried at 1 + 3 = 4, stored at 5.
-      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots, onFailure: (_b, _e, action) => failures.push(action) }))).toBe('-----(a|)', { a });
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots, onFailure: (_b, _e, action) => failures.push(action) }))).toBe('-----(a|)', { a: stored(a) });
     });
     expect(proxy.calls).toEqual(['a', 'a']);
     expect(failures).toEqual(['retry']);
@@ -62,7 +63,7 @@ describe('pacedInsert', () => {
       ]);
       const source = cold('a|', { a });
       // Attempts start at 0, 12 and 24 (interval 10 + margin 2); the third succeeds at 25.
-      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-------------------------(a|)', { a });
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-------------------------(a|)', { a: stored(a) });
     });
     expect(proxy.calls).toEqual(['a', 'a', 'a']);
   });
@@ -72,32 +73,45 @@ describe('pacedInsert', () => {
     scheduler.run(({ cold, expectObservable }) => {
       const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, probeMs: 2, scheduler });
       const proxy = scripted(cold as Cold, [['#', new NetworkError('refused', true)], '-|']);
-      expectObservable(cold('a|', { a }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('---(a|)', { a });
+      expectObservable(cold('a|', { a }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('---(a|)', { a: stored(a) });
     });
   });
 
-  it('a failure that retrying cannot fix errors the stream, and nothing after it is sent', () => {
+  it('bad data comes out as quarantine, and the next batch goes at the next slot', () => {
     const scheduler = newTestScheduler();
     let proxy!: ReturnType<typeof scripted>;
     const dataError = new ClickHouseError('Code: 27. DB::Exception: Cannot parse input', 500, 27, true);
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      proxy = scripted(cold as Cold, [['-#', dataError], '-|']);
+      const source = cold('(ab|)', { a, b });
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-q---------(b|)', { q: { batch: a, kind: 'quarantine', error: dataError }, b: stored(b) });
+    });
+    expect(proxy.calls).toEqual(['a', 'b']);
+  });
+
+  it('a 413 comes out as split, used no slot, and the next batch goes soon after', () => {
+    const scheduler = newTestScheduler();
+    const tooLarge = new BodyTooLargeError();
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, probeMs: 2, scheduler });
+      const proxy = scripted(cold as Cold, [['-#', tooLarge], '-|']);
+      expectObservable(cold('(ab|)', { a, b }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-s--(b|)', { s: { batch: a, kind: 'split', error: tooLarge }, b: stored(b) });
+    });
+  });
+
+  it('a fatal failure (unknown table) errors the stream, and nothing after it is sent', () => {
+    const scheduler = newTestScheduler();
+    let proxy!: ReturnType<typeof scripted>;
+    const unknownTable = new ClickHouseError('Code: 60. DB::Exception: Unknown table', 404, 60, false);
     scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
       const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
-      proxy = scripted(cold as Cold, [['-#', dataError]]);
+      proxy = scripted(cold as Cold, [['-#', unknownTable]]);
       const source = cold('(ab)', { a, b });
-      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#', undefined, dataError);
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#', undefined, unknownTable);
       expectSubscriptions(source.subscriptions).toBe('^!');
     });
     expect(proxy.calls).toEqual(['a']);
-  });
-
-  it('a 413 is not retried as is: it errors so the batch can be split', () => {
-    const scheduler = newTestScheduler();
-    scheduler.run(({ cold, expectObservable }) => {
-      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
-      const tooLarge = new BodyTooLargeError();
-      const proxy = scripted(cold as Cold, [['-#', tooLarge]]);
-      expectObservable(cold('a', { a }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#', undefined, tooLarge);
-    });
   });
 
   it('a batch without rows passes in order without a request', () => {
@@ -107,7 +121,7 @@ describe('pacedInsert', () => {
     scheduler.run(({ cold, expectObservable }) => {
       const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
       proxy = scripted(cold as Cold, ['---|']);
-      expectObservable(cold('(ae|)', { a, e: empty }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('---(ae|)', { a, e: empty });
+      expectObservable(cold('(ae|)', { a, e: empty }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('---(ae|)', { a: stored(a), e: stored(empty) });
     });
     expect(proxy.calls).toEqual(['a']);
   });
@@ -130,7 +144,7 @@ describe('pacedInsert', () => {
       const proxy = scripted(cold as Cold, []);
       expectObservable(cold<SealedBatch>('-#').pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#');
       const source = cold('(ab)', { a, b });
-      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots })), '^----!').toBe('-a----', { a });
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots })), '^----!').toBe('-a----', { a: stored(a) });
       expectSubscriptions(source.subscriptions).toBe('^----!');
     });
   });

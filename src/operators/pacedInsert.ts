@@ -1,62 +1,76 @@
-import { concatMap, defer, from, last, map, of, retry, tap, throwError, type ObservableInput, type OperatorFunction } from 'rxjs';
-import type { SealedBatch } from '../domain/batch.ts';
+import { catchError, concatMap, defer, from, last, map, of, retry, tap, throwError, type Observable, type ObservableInput, type OperatorFunction } from 'rxjs';
 import type { ProxySlots } from '../domain/proxySlots.ts';
-import { classifyInsertFailure, NetworkError, ProxyRateLimitedError, type InsertFailureAction } from '../errors.ts';
+import { BodyTooLargeError, classifyInsertFailure, NetworkError, ProxyRateLimitedError, type InsertFailureAction } from '../errors.ts';
 
-export interface PacedInsertConfig {
+/** What `pacedInsert` needs to know of a batch. */
+export interface InsertableBatch {
+  readonly token: string;
+  readonly rowCount: number;
+}
+
+/** How a batch left `pacedInsert`: stored, or set aside for the next step to split or quarantine. */
+export interface InsertOutcome<B> {
+  readonly batch: B;
+  readonly kind: 'stored' | 'split' | 'quarantine';
+  /** The failure behind `split` or `quarantine`. */
+  readonly error?: unknown;
+}
+
+export interface PacedInsertConfig<B extends InsertableBatch> {
   /** Sends one batch; completes (or resolves) on 2xx, errors with an `AnonymizerError` otherwise. */
-  readonly send: (batch: SealedBatch) => ObservableInput<unknown>;
+  readonly send: (batch: B) => ObservableInput<unknown>;
   /** The shared pacing state: when the next request may go. */
   readonly slots: ProxySlots;
   /** What to do about a failure. Default: `classifyInsertFailure`. */
   readonly classify?: (error: unknown) => InsertFailureAction;
   /** Told about every failed attempt and what happens next. */
-  readonly onFailure?: (batch: SealedBatch, error: unknown, action: InsertFailureAction) => void;
+  readonly onFailure?: (batch: B, error: unknown, action: InsertFailureAction) => void;
   /** Told about every stored batch, with how long the successful request took (ms). */
-  readonly onStored?: (batch: SealedBatch, elapsedMs: number) => void;
+  readonly onStored?: (batch: B, elapsedMs: number) => void;
 }
 
 /**
- * Sends each batch through the proxy, one request per slot, in order, retrying each
- * batch at the next slot until it is stored; emits each batch once it is stored.
+ * Sends each batch through the proxy, one request per slot, in order, retrying a batch at
+ * the next slot until it is stored. It never gives up on a retriable failure: the data
+ * must get in. A batch the proxy refuses as too large (413) comes out as `split`, one
+ * ClickHouse refuses as bad data as `quarantine`, and the stream goes on with the next.
+ * Only a `fatal` failure (an unknown table, bad credentials) errors the stream.
  *
- * Batches that carry no rows (a span of poison messages) are passed on without a request,
- * in order, so their offsets still get committed.
- *
- * A failure the classifier does not call `retry` (a 413 that calls for a split, bad data,
- * a fatal configuration error) errors the stream, with nothing committed past it.
+ * A 503 from the proxy or a refused connection used no slot, so the retry comes after
+ * the probe delay; any failure that reached ClickHouse waits for the next slot.
  *
  * ```
- * batches:  -a-b-------|
- * slots:    -^----^----^     (one per interval; a failure waits for the next)
- * result:   -a----b----|
+ * batches:  -a-b-------------|
+ * slots:    -^-----^-----^         (one per interval; a failure waits for the next)
+ * result:   -A-----x-----B---|     A = stored(a); b failed once (x), then B = stored(b)
  * ```
  *
  * @example
- * sealed$.pipe(pacedInsert({ send: (b) => clickhouse.insert(b), slots }))
+ * spool.pending().pipe(pacedInsert({ send: (b) => clickhouse.insert(b), slots }))
  */
-export function pacedInsert(config: PacedInsertConfig): OperatorFunction<SealedBatch, SealedBatch> {
+export function pacedInsert<B extends InsertableBatch>(config: PacedInsertConfig<B>): OperatorFunction<B, InsertOutcome<B>> {
   const { slots } = config;
   const classify = config.classify ?? classifyInsertFailure;
   return (source) =>
     source.pipe(
       tap((batch) => batch.rowCount > 0 && slots.enqueue()),
-      concatMap((batch) => {
-        if (batch.rowCount === 0) return of(batch);
+      concatMap((batch): Observable<InsertOutcome<B>> => {
+        if (batch.rowCount === 0) return of({ batch, kind: 'stored' });
+        let settled: InsertOutcome<B> | undefined;
         const attempt = defer(() => slots.whenOpen()).pipe(
           concatMap(() => {
             const startedAt = slots.scheduler.now();
             return from(config.send(batch)).pipe(
               last(null, null),
-              tap({
-                next: () => {
-                  slots.used(startedAt);
-                  config.onStored?.(batch, slots.scheduler.now() - startedAt);
-                },
-                error: (error: unknown) => {
-                  if (error instanceof ProxyRateLimitedError || (error instanceof NetworkError && error.neverSent)) slots.notUsed();
-                  else slots.used(startedAt);
-                },
+              tap(() => {
+                slots.used(startedAt);
+                config.onStored?.(batch, slots.scheduler.now() - startedAt);
+              }),
+              catchError((error: unknown) => {
+                const usedNoSlot = error instanceof ProxyRateLimitedError || error instanceof BodyTooLargeError || (error instanceof NetworkError && error.neverSent);
+                if (usedNoSlot) slots.notUsed();
+                else slots.used(startedAt);
+                return throwError(() => error);
               }),
             );
           }),
@@ -66,10 +80,16 @@ export function pacedInsert(config: PacedInsertConfig): OperatorFunction<SealedB
             delay: (error: unknown) => {
               const action = classify(error);
               config.onFailure?.(batch, error, action);
-              return action === 'retry' ? of(true) : throwError(() => error);
+              if (action === 'retry') return of(true);
+              if (action === 'split' || action === 'quarantine') {
+                settled = { batch, kind: action, error };
+                return throwError(() => error);
+              }
+              return throwError(() => error);
             },
           }),
-          map(() => batch),
+          map((): InsertOutcome<B> => ({ batch, kind: 'stored' })),
+          catchError((error: unknown) => (settled ? of(settled) : throwError(() => error))),
           tap({ finalize: () => slots.dequeue() }),
         );
       }),
