@@ -29,6 +29,7 @@ const SETTINGS = {
   },
   KAFKA_TOPIC: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/), default: 'http_log', form: 'a Kafka topic name' },
   KAFKA_GROUP_ID: { schema: z.string().min(1), default: 'http-log-anonymizer', form: 'a non-empty consumer group id' },
+  KAFKA_DLQ_TOPIC: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/), default: 'http_log_dlq', form: 'a Kafka topic name' },
   CLICKHOUSE_URL: {
     schema: z.string().url().refine((value) => /^https?:$/.test(new URL(value).protocol)),
     default: 'http://127.0.0.1:8124',
@@ -40,6 +41,8 @@ const SETTINGS = {
   PROXY_MIN_INTERVAL_MS: { schema: integer(0, 86_400_000), default: '60000', form: 'milliseconds, an integer from 0 to 86400000' },
   PROXY_MARGIN_MS: { schema: integer(0, 600_000), default: '1000', form: 'milliseconds, an integer from 0 to 600000' },
   PROXY_MAX_BODY_BYTES: { schema: integer(1024, 1 << 30), default: '1048576', form: 'bytes, an integer from 1024 to 1073741824' },
+  SPOOL_DIR: { schema: z.string().min(1), default: './var/spool', form: 'a directory path (one per instance)' },
+  SPOOL_MAX_BYTES: { schema: integer(1 << 20, Number.MAX_SAFE_INTEGER), default: String(2 * 1024 ** 3), form: 'bytes, an integer ≥ 1048576' },
   INSERT_CODEC: { schema: z.enum(CODECS as [Codec, ...Codec[]]), default: 'br', form: `one of ${CODECS.join(', ')}` },
   INSERT_LEVEL: { schema: z.string().regex(/^\d+$/).transform(Number), default: '', form: 'an integer level for the codec' },
   LOG_LEVEL: {
@@ -57,6 +60,7 @@ export interface AppConfig {
   readonly kafkaBrokers: readonly string[];
   readonly kafkaTopic: string;
   readonly kafkaGroupId: string;
+  readonly kafkaDlqTopic: string;
   readonly clickhouseUrl: string;
   readonly clickhouseUser: string;
   readonly clickhousePassword: string;
@@ -64,6 +68,8 @@ export interface AppConfig {
   readonly proxyMinIntervalMs: number;
   readonly proxyMarginMs: number;
   readonly proxyMaxBodyBytes: number;
+  readonly spoolDir: string;
+  readonly spoolMaxBytes: number;
   readonly insertCodec: Codec;
   readonly insertLevel: number;
   readonly logLevel: Parsed<'LOG_LEVEL'>;
@@ -117,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string
     kafkaBrokers: read('KAFKA_BROKERS'),
     kafkaTopic: read('KAFKA_TOPIC'),
     kafkaGroupId: read('KAFKA_GROUP_ID'),
+    kafkaDlqTopic: read('KAFKA_DLQ_TOPIC'),
     clickhouseUrl: read('CLICKHOUSE_URL'),
     clickhouseUser: read('CLICKHOUSE_USER'),
     clickhousePassword: read('CLICKHOUSE_PASSWORD'),
@@ -124,6 +131,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string
     proxyMinIntervalMs: read('PROXY_MIN_INTERVAL_MS'),
     proxyMarginMs: read('PROXY_MARGIN_MS'),
     proxyMaxBodyBytes: read('PROXY_MAX_BODY_BYTES'),
+    spoolDir: read('SPOOL_DIR'),
+    spoolMaxBytes: read('SPOOL_MAX_BYTES'),
     insertCodec,
     insertLevel,
     logLevel: read('LOG_LEVEL'),

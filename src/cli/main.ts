@@ -8,6 +8,7 @@ import { inspectCommand } from './inspect.ts';
 import { migrateCommand } from './migrate.ts';
 import { produceCommand } from './produce.ts';
 import { runCommand } from './run.ts';
+import { spoolCommand } from './spool.ts';
 
 // kafkajs 2.2 schedules timers with negative delays, which Node ≥ 23 reports as a
 // TimeoutNegativeWarning (the timer still fires at once, as before). Keep every other warning.
@@ -24,6 +25,7 @@ program.addCommand(runCommand());
 program.addCommand(migrateCommand());
 program.addCommand(produceCommand());
 program.addCommand(inspectCommand());
+program.addCommand(spoolCommand());
 program.addHelpText(
   'after',
   `
@@ -32,7 +34,8 @@ Examples:
   anonymizer produce --rate 200 --count 10000
   anonymizer run                          consume and store, forever
   anonymizer run --drain                  store everything up to now, then exit
-  anonymizer inspect records.bin          print the rows Cap'n Proto messages would become`,
+  anonymizer inspect records.bin          print the rows Cap'n Proto messages would become
+  anonymizer spool list                   batches waiting to be sent, and quarantined ones`,
 );
 
 try {

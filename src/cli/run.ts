@@ -1,25 +1,32 @@
 import { Command } from 'commander';
-import { Subscription } from 'rxjs';
 import { ProxySlots } from '../domain/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
+import { SETTING_NAMES, type AppConfig } from '../config.ts';
 import { createClickHouseHttp } from '../io/clickhouseHttp.ts';
-import { createKafkaSource } from '../io/kafkaSource.ts';
-import { createLogger } from '../io/logger.ts';
-import { anonymizerPipeline } from '../streams/anonymizerPipeline.ts';
+import { createDeadLetterSink } from '../io/deadLetterSink.ts';
+import { createKafkaClient, createKafkaSource, readCommittedWithMetadata, stagedCommitLanded } from '../io/kafkaSource.ts';
+import { createLogger, type Logger } from '../io/logger.ts';
+import { Spool } from '../io/spool.ts';
+import { runPipeline } from '../streams/anonymizerPipeline.ts';
 import { createPipelineMetrics } from '../streams/pipelineMetrics.ts';
-import { SETTING_NAMES } from '../config.ts';
 import { configFrom, withSettings } from './settings.ts';
+
+/** How long a graceful stop may take before the process exits anyway. */
+const STOP_DEADLINE_MS = 15_000;
 
 export function runCommand(): Command {
   const command = new Command('run')
     .description('Consume the topic, anonymize, and store every record in ClickHouse through the proxy.')
-    .option('--drain', 'consume up to the high-water marks seen at start, store and commit all of it, then exit 0');
+    .option('--drain', 'consume up to the high-water marks seen at start, store and commit all of it, send the whole spool, then exit 0');
   withSettings(command, SETTING_NAMES);
   command.addHelpText(
     'after',
     `
-Offsets are committed only after ClickHouse has stored the rows. Requests are paced to one
-per PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS; a 503 from the proxy waits for the next slot.
+Records leave Kafka as soon as they are durable in the spool (SPOOL_DIR), and their
+offsets are committed then; the spool is sent through the proxy one request per
+PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS, each batch retried with the same bytes and
+dedup token until ClickHouse has it. SIGINT/SIGTERM: the open batch is persisted and
+committed, and what is spooled is sent by the next run.
 
 Examples:
   anonymizer run
@@ -27,71 +34,108 @@ Examples:
   PROXY_MIN_INTERVAL_MS=1000 anonymizer run --drain       (a proxy at 60r/m)`,
   );
   command.action(async (options: { drain?: boolean }, self: Command) => {
-    await run(self, options.drain === true);
+    await run(configFrom(self), options.drain === true);
   });
   return command;
 }
 
-async function run(command: Command, drain: boolean): Promise<void> {
-  const config = configFrom(command);
+export async function openSpool(config: AppConfig, logger: Logger): Promise<Spool> {
+  const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-spool', logger.child({ component: 'kafka' }));
+  let committed: Awaited<ReturnType<typeof readCommittedWithMetadata>> | undefined;
+  return Spool.open({
+    dir: config.spoolDir,
+    topic: config.kafkaTopic,
+    logger: logger.child({ component: 'spool' }),
+    // Only asked when a crash left a staged batch: read the group's commits once.
+    resolveStaged: async (header, instanceId) => {
+      committed ??= await readCommittedWithMetadata(kafka, config.kafkaGroupId, config.kafkaTopic);
+      return stagedCommitLanded(header.offsets, committed, instanceId) ? 'publish' : 'discard';
+    },
+  });
+}
+
+async function run(config: AppConfig, drain: boolean): Promise<void> {
   const logger = createLogger(config.logLevel);
   const metrics = createPipelineMetrics();
+  const spool = await openSpool(config, logger);
   const source = createKafkaSource({ brokers: config.kafkaBrokers, topic: config.kafkaTopic, groupId: config.kafkaGroupId, drain, logger: logger.child({ component: 'kafkaSource' }) });
-  const clickhouse = createClickHouseHttp({
-    url: config.clickhouseUrl,
-    user: config.clickhouseUser,
-    password: config.clickhousePassword,
-    database: config.clickhouseDatabase,
-  });
+  const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-dlq', logger.child({ component: 'deadLetters' }));
+  const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
+  const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
   const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
   const started = Date.now();
-  let batches = 0;
-  let rows = 0;
   logger.info(
-    { topic: config.kafkaTopic, group: config.kafkaGroupId, clickhouse: config.clickhouseUrl, intervalMs: config.proxyMinIntervalMs, maxBodyBytes: config.proxyMaxBodyBytes, codec: config.insertCodec, level: config.insertLevel, drain },
+    {
+      topic: config.kafkaTopic,
+      group: config.kafkaGroupId,
+      clickhouse: config.clickhouseUrl,
+      intervalMs: config.proxyMinIntervalMs,
+      maxBodyBytes: config.proxyMaxBodyBytes,
+      codec: config.insertCodec,
+      level: config.insertLevel,
+      spool: config.spoolDir,
+      spooled: spool.stats(),
+      drain,
+    },
     'starting',
   );
 
-  const pipeline = anonymizerPipeline({
-    source,
-    clickhouse,
-    slots,
-    compress: (body) => compress(config.insertCodec, config.insertLevel, body),
-    codec: config.insertCodec,
-    maxBodyBytes: config.proxyMaxBodyBytes,
-    logger: logger.child({ component: 'pipeline' }),
-    metrics,
-  });
+  const pipeline = runPipeline(
+    {
+      source,
+      deadLetters,
+      spool,
+      clickhouse,
+      slots,
+      compress: (body) => compress(config.insertCodec, config.insertLevel, body),
+      codec: config.insertCodec,
+      maxBodyBytes: config.proxyMaxBodyBytes,
+      spoolMaxBytes: config.spoolMaxBytes,
+      logger: logger.child({ component: 'pipeline' }),
+      metrics,
+    },
+    { drain },
+  );
 
-  let subscription = Subscription.EMPTY;
-  const finished = new Promise<void>((resolve, reject) => {
-    subscription = pipeline.subscribe({
-      next: (batch) => {
-        batches += batch.rowCount > 0 ? 1 : 0;
-        rows += batch.rowCount;
-      },
-      error: reject,
-      complete: resolve,
-    });
-  });
-
+  const close = async (): Promise<void> => {
+    await Promise.allSettled([source.close(), deadLetters.close(), clickhouse.close()]);
+    await spool.close();
+  };
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    // Nothing is committed past what ClickHouse stored, so what is in memory now is read
-    // again by the next run.
-    logger.info({ signal }, 'stopping: uncommitted records will be consumed again by the next run');
-    subscription.unsubscribe();
-    void Promise.allSettled([source.close(), clickhouse.close()]).then(() => process.exit(0));
+    logger.info({ signal }, 'stopping gracefully');
+    const deadline = setTimeout(() => {
+      logger.error('could not stop within the deadline; exiting (nothing committed is lost: it is in the spool or still in Kafka)');
+      process.exit(1);
+    }, STOP_DEADLINE_MS);
+    deadline.unref();
+    void pipeline.stop().then(close).then(
+      () => {
+        logger.info({ spooled: spool.stats() }, 'stopped: the spooled batches are sent by the next run');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: (error as Error).message }, 'error while stopping');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
 
   try {
-    await finished;
+    await pipeline.done;
   } finally {
-    await Promise.allSettled([source.close(), clickhouse.close()]);
+    if (!stopping) await close();
   }
-  logger.info({ batches, rows, seconds: Math.round((Date.now() - started) / 100) / 10 }, 'drained: everything consumed at start is stored and committed');
+  // A signal ended the run: its handler finishes the stop and exits.
+  if (stopping) await new Promise(() => {});
+  const quarantined = (await spool.listQuarantine()).length;
+  logger.info({ seconds: Math.round((Date.now() - started) / 100) / 10, quarantined }, 'drained: everything consumed at start is stored and committed');
+  if (quarantined > 0) {
+    process.stderr.write(`anonymizer: drained, but ${quarantined} batch(es) are in quarantine (see \`anonymizer spool list\`)\n`);
+    process.exitCode = 3;
+  }
 }

@@ -26,6 +26,12 @@ export interface OffsetChunk<T> {
   readonly partition: number;
   readonly items: readonly T[];
   readonly lastOffset: number;
+  /**
+   * The consumer-group generation the chunk was fetched in. After a rebalance the
+   * consumer reads again from the committed offsets, so a batch holding data of an older
+   * generation must not be committed (it would duplicate what is read again).
+   */
+  readonly generation?: number;
 }
 
 /** A message that could not become a row, and why. It must reach the dead-letter topic before its offset is committed. */
@@ -46,6 +52,8 @@ export interface RowBatch<T = HttpLogRow> {
   readonly rows: readonly T[];
   readonly offsets: PartitionOffsets;
   readonly reason: SealReason;
+  /** The oldest generation among its chunks (see `OffsetChunk.generation`). */
+  readonly generation?: number;
 }
 
 export type Codec = 'br' | 'zstd' | 'gzip' | 'none';
@@ -61,6 +69,8 @@ export interface SealedBatch {
   readonly uncompressedBytes: number;
   /** Offsets this batch lets us commit once it is stored. Empty for all but the last part of a split batch. */
   readonly offsets: PartitionOffsets;
+  /** The oldest consumer-group generation of its data (see `OffsetChunk.generation`). */
+  readonly generation?: number;
 }
 
 export function mergeOffsets(into: Map<number, number>, partition: number, lastOffset: number): void {

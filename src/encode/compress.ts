@@ -41,3 +41,20 @@ export async function compress(codec: Codec, level: number, input: Uint8Array): 
       return input;
   }
 }
+
+const unbrotli = promisify(zlib.brotliDecompress);
+const unzstd = promisify(zlib.zstdDecompress);
+const gunzip = promisify(zlib.gunzip);
+
+export async function decompress(codec: Codec, input: Uint8Array): Promise<Uint8Array> {
+  switch (codec) {
+    case 'br':
+      return unbrotli(input);
+    case 'zstd':
+      return unzstd(input);
+    case 'gzip':
+      return gunzip(input);
+    case 'none':
+      return input;
+  }
+}

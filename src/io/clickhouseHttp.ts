@@ -33,9 +33,12 @@ export interface ClickHouseHttpConfig {
   readonly timeoutMs?: number;
 }
 
+/** What an insert sends: the body exactly as sealed, and the token every attempt repeats. */
+export type InsertBody = Pick<SealedBatch, 'token' | 'format' | 'codec' | 'body'>;
+
 export interface ClickHouseClient {
   /** Stores one sealed batch. Resolves on 2xx; rejects with a classified `AnonymizerError`. */
-  insert(batch: SealedBatch): Promise<void>;
+  insert(batch: InsertBody): Promise<void>;
   /** Runs one statement and returns the response body as text. */
   query(sql: string, settings?: Readonly<Record<string, string>>): Promise<string>;
   close(): Promise<void>;

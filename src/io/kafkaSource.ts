@@ -1,19 +1,25 @@
 /**
  * Wire protocol: the Kafka protocol through kafkajs 2.2 (consumer group, Fetch,
- * OffsetCommit, ListOffsets, OffsetFetch). Tested against Apache Kafka 3.9 in KRaft mode.
+ * OffsetCommit with metadata, ListOffsets, OffsetFetch). Tested against Apache Kafka 3.9
+ * in KRaft mode.
  *
  * - One consumer in group `groupId` on `topic`. A group with no committed offsets starts
  *   at the earliest retained offset (`fromBeginning`), so a first deployment skips nothing.
- * - Offsets are never auto-committed: `commit()` is called only after the data is stored.
- * - Each fetched partition batch becomes one `OffsetChunk`; the message values are handed
- *   over as they are (Cap'n Proto bytes), decoding happens downstream.
- * - Backpressure: when more than `maxOutstanding` messages have been handed over but not
- *   committed, every partition is paused; they resume below half of that.
- * - Drain mode: the high-water marks are read at start; the chunk stream completes once
- *   every partition has been handed over up to them.
+ * - Offsets are never auto-committed. `commit()` commits a persisted batch, with metadata
+ *   that names the committing spool, the batch, and the offset this owner started the
+ *   partition at (`CommitMetadata`): after a crash, that is how a staged batch learns
+ *   whether its commit landed.
+ * - Each fetched partition batch becomes one `OffsetChunk`, tagged with the group
+ *   generation it was fetched in. After a rebalance kafkajs reads again from the committed
+ *   offsets, so `commit()` refuses (returns false) a batch of an older generation.
+ * - `pause(reason)`/`resume(reason)` stop and restart fetching (spool full); independently,
+ *   fetching pauses while more than `maxOutstanding` messages are handed over and not yet
+ *   committed (an encode or commit that can't keep up).
+ * - Drain mode reads the high-water marks at start and completes once they are reached.
+ *   `stop()` completes the chunk stream at once (graceful shutdown).
  */
 import { Kafka, logLevel as KafkaLogLevel, type Consumer, type LogEntry } from 'kafkajs';
-import { Observable } from 'rxjs';
+import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
 import type { OffsetChunk, PartitionOffsets, SourceMessage } from '../domain/batch.ts';
 
@@ -24,28 +30,56 @@ export interface KafkaSourceConfig {
   readonly clientId?: string;
   /** Complete once the high-water marks seen at start are consumed. */
   readonly drain?: boolean;
-  /** Messages handed over but not yet committed before the partitions pause. Default 400 000. */
+  /** Messages handed over but not yet committed before fetching pauses. Default 400 000. */
   readonly maxOutstanding?: number;
   readonly logger: Logger;
+}
+
+/** What a commit records next to each offset (Kafka offset metadata, JSON). */
+export interface CommitMetadata {
+  /** The spool (instance) that committed. */
+  readonly o: string;
+  /** The committed offset this owner started the partition at: it read everything from here. */
+  readonly s: number;
+  /** The batch whose persistence this commit follows. */
+  readonly t: string;
+}
+
+export interface CommittableBatch {
+  readonly token: string;
+  readonly offsets: PartitionOffsets;
+  readonly generation?: number;
 }
 
 export interface KafkaSource {
   /** The chunks, one per fetched partition batch. Subscribe once. */
   readonly chunks$: Observable<OffsetChunk<SourceMessage>>;
-  /** Commits `offset + 1` per partition. */
-  commit(offsets: PartitionOffsets): Promise<void>;
+  /**
+   * Commits `offset + 1` per partition of the batch, with `CommitMetadata`. Resolves
+   * false, committing nothing, when the batch holds data from before the latest
+   * rebalance or the broker refuses the generation: its records will be read again.
+   */
+  commit(batch: CommittableBatch, instanceId: string): Promise<boolean>;
   /** True when every partition heard from has nothing more to fetch right now. */
   isCaughtUp(): boolean;
+  /** Per partition: the high-water mark minus the next offset to fetch, as last seen. */
+  lag(): ReadonlyMap<number, number>;
   /** Messages handed over and not yet committed. */
   outstanding(): number;
+  pause(reason: string): void;
+  resume(reason: string): void;
+  /** Completes `chunks$` now, fetching no more. */
+  stop(): void;
   close(): Promise<void>;
 }
 
-export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
-  const log = config.logger;
-  const kafka = new Kafka({
-    clientId: config.clientId ?? 'http-log-anonymizer',
-    brokers: [...config.brokers],
+/** kafkajs errors meaning "this member's view of the group is stale": the commit must not happen. */
+const STALE_GROUP_ERRORS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
+
+export function createKafkaClient(brokers: readonly string[], clientId: string, log: Logger): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: [...brokers],
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...extra } = entry.log;
@@ -56,15 +90,25 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     },
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
+}
+
+export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
+  const log = config.logger;
+  const kafka = createKafkaClient(config.brokers, config.clientId ?? 'http-log-anonymizer', log);
   // A short fetch long-poll: stopping (drain, shutdown) waits for the fetch in flight.
   const consumer: Consumer = kafka.consumer({ groupId: config.groupId, retry: { retries: 10 }, maxWaitTimeInMs: 500 });
   const maxOutstanding = config.maxOutstanding ?? 400_000;
   const handedOver = new Map<number, number>();
   const committed = new Map<number, number>();
   const lag = new Map<number, number>();
+  const pauseReasons = new Set<string>();
   let paused = false;
   let connected = false;
-  let closed = false;
+  let generation = 0;
+  /** Per assigned partition: the committed offset when this member got it (-1: none). */
+  let since = new Map<number, number>();
+  let sinceReady: Promise<void> = Promise.resolve();
+  let subscriber: Subscriber<OffsetChunk<SourceMessage>> | undefined;
 
   const outstanding = (): number => {
     let total = 0;
@@ -72,32 +116,91 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     return total;
   };
 
-  const applyBackpressure = (): void => {
-    const count = outstanding();
-    if (!paused && count > maxOutstanding) {
-      paused = true;
+  const applyPause = (): void => {
+    const overOutstanding = outstanding() > maxOutstanding;
+    const shouldPause = pauseReasons.size > 0 || overOutstanding;
+    if (shouldPause === paused) return;
+    paused = shouldPause;
+    if (paused) {
       consumer.pause([{ topic: config.topic }]);
-      log.info({ outstanding: count }, 'paused consumption: too much consumed and not yet stored');
-    } else if (paused && count < maxOutstanding / 2) {
-      paused = false;
+      log.info({ reasons: [...pauseReasons], outstanding: outstanding() }, 'paused consumption');
+    } else {
       consumer.resume([{ topic: config.topic }]);
-      log.info({ outstanding: count }, 'resumed consumption');
+      log.info({ outstanding: outstanding() }, 'resumed consumption');
     }
   };
 
-  const chunks$ = new Observable<OffsetChunk<SourceMessage>>((subscriber) => {
-    let drainTargets: Map<number, number> | undefined;
-    const checkDrained = (): void => {
-      if (!drainTargets) return;
-      for (const [partition, target] of drainTargets) {
-        if ((handedOver.get(partition) ?? -1) < target) return;
-      }
-      log.info('drain: every partition consumed up to its high-water mark at start');
-      consumer.pause([{ topic: config.topic }]);
-      drainTargets = undefined;
-      subscriber.complete();
-    };
+  const readCommitted = async (partitions: readonly number[]): Promise<Map<number, number>> => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [entry] = await admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] });
+      const byPartition = new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+      return new Map(partitions.map((p) => [p, byPartition.get(p) ?? -1]));
+    } finally {
+      await admin.disconnect();
+    }
+  };
 
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    generation++;
+    const assigned = event.payload.memberAssignment[config.topic] ?? [];
+    handedOver.clear();
+    committed.clear();
+    lag.clear();
+    log.info({ generation, partitions: assigned, leader: event.payload.isLeader }, 'joined the consumer group');
+    // Where this member starts each partition: recorded in every commit it makes.
+    sinceReady = readCommitted(assigned).then(
+      (offsets) => {
+        since = offsets;
+      },
+      (error: unknown) => log.warn({ err: (error as Error).message }, 'could not read committed offsets after joining'),
+    );
+  });
+
+  let drainTargets: Map<number, number> | undefined;
+  const checkDrained = (): void => {
+    if (!drainTargets || !subscriber) return;
+    for (const [partition, target] of drainTargets) {
+      if ((handedOver.get(partition) ?? -1) < target && (committed.get(partition) ?? -1) < target) return;
+    }
+    log.info('drain: every partition consumed up to its high-water mark at start');
+    drainTargets = undefined;
+    stop();
+  };
+
+  const stop = (): void => {
+    if (connected) consumer.pause([{ topic: config.topic }]);
+    const current = subscriber;
+    subscriber = undefined;
+    current?.complete();
+  };
+
+  /** Per partition: the last offset to consume, or nothing when there is nothing to do. */
+  const readDrainTargets = async (): Promise<Map<number, number>> => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [topicOffsets, groupOffsets] = await Promise.all([
+        admin.fetchTopicOffsets(config.topic),
+        admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] }),
+      ]);
+      const committedByPartition = new Map((groupOffsets[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+      const targets = new Map<number, number>();
+      for (const p of topicOffsets) {
+        const high = Number(p.high);
+        const start = Math.max(Number(p.low), committedByPartition.get(p.partition) ?? -1);
+        if (start < high) targets.set(p.partition, high - 1);
+      }
+      log.info({ targets: Object.fromEntries(targets) }, 'drain: consuming up to the high-water marks seen at start');
+      return targets;
+    } finally {
+      await admin.disconnect();
+    }
+  };
+
+  const chunks$ = new Observable<OffsetChunk<SourceMessage>>((observer) => {
+    subscriber = observer;
     const start = async (): Promise<void> => {
       await consumer.connect();
       connected = true;
@@ -106,67 +209,115 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
       await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
-          if (subscriber.closed || batch.messages.length === 0) return;
+          if (!subscriber || batch.messages.length === 0) return;
           const partition = batch.partition;
-          const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), value: message.value }));
+          const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
           const lastOffset = Number(batch.lastOffset());
           handedOver.set(partition, lastOffset);
           if (!committed.has(partition)) committed.set(partition, Number(batch.firstOffset() ?? lastOffset) - 1);
           lag.set(partition, Math.max(0, Number(batch.highWatermark) - 1 - lastOffset));
-          subscriber.next({ partition, items, lastOffset });
-          applyBackpressure();
+          subscriber.next({ partition, items, lastOffset, generation });
+          applyPause();
           checkDrained();
         },
       });
       checkDrained();
     };
-
-    /** Per partition: the last offset to consume, or nothing when there is nothing to do. */
-    const readDrainTargets = async (): Promise<Map<number, number>> => {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        const [topicOffsets, groupOffsets] = await Promise.all([
-          admin.fetchTopicOffsets(config.topic),
-          admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] }),
-        ]);
-        const committedByPartition = new Map((groupOffsets[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
-        const targets = new Map<number, number>();
-        for (const p of topicOffsets) {
-          const high = Number(p.high);
-          const start = Math.max(Number(p.low), committedByPartition.get(p.partition) ?? -1);
-          if (start < high) targets.set(p.partition, high - 1);
-        }
-        log.info({ targets: Object.fromEntries(targets) }, 'drain: consuming up to the high-water marks seen at start');
-        return targets;
-      } finally {
-        await admin.disconnect();
-      }
-    };
-
-    start().catch((error: unknown) => subscriber.error(error));
+    start().catch((error: unknown) => observer.error(error));
     return () => {
-      if (!closed) consumer.pause([{ topic: config.topic }]);
+      if (subscriber === observer) subscriber = undefined;
+      if (connected) consumer.pause([{ topic: config.topic }]);
     };
   });
 
   return {
     chunks$,
-    async commit(offsets) {
-      const topicPartitions = [...offsets].map(([partition, offset]) => ({ topic: config.topic, partition, offset: String(offset + 1) }));
-      await consumer.commitOffsets(topicPartitions);
-      for (const [partition, offset] of offsets) committed.set(partition, offset);
-      applyBackpressure();
+    async commit(batch, instanceId) {
+      if (batch.generation !== undefined && batch.generation !== generation) {
+        log.warn({ token: batch.token, batchGeneration: batch.generation, generation }, 'not committing a batch read before the latest rebalance: its records are read again');
+        return false;
+      }
+      await sinceReady;
+      const topicPartitions = [...batch.offsets].map(([partition, offset]) => {
+        const metadata: CommitMetadata = { o: instanceId, s: since.get(partition) ?? -1, t: batch.token };
+        return { topic: config.topic, partition, offset: String(offset + 1), metadata: JSON.stringify(metadata) };
+      });
+      try {
+        await consumer.commitOffsets(topicPartitions);
+      } catch (error) {
+        const type = (error as { type?: string }).type;
+        if (type !== undefined && STALE_GROUP_ERRORS.has(type)) {
+          log.warn({ token: batch.token, type }, 'commit refused after a rebalance: its records are read again by their owner');
+          return false;
+        }
+        throw error;
+      }
+      for (const [partition, offset] of batch.offsets) committed.set(partition, Math.max(committed.get(partition) ?? -1, offset));
+      applyPause();
+      checkDrained();
+      return true;
     },
     isCaughtUp() {
-      if (lag.size === 0) return true;
       for (const value of lag.values()) if (value > 0) return false;
       return true;
     },
+    lag: () => lag,
     outstanding,
+    pause(reason) {
+      pauseReasons.add(reason);
+      if (connected) applyPause();
+    },
+    resume(reason) {
+      pauseReasons.delete(reason);
+      if (connected) applyPause();
+    },
+    stop,
     async close() {
-      closed = true;
       if (connected) await consumer.disconnect();
+      connected = false;
     },
   };
+}
+
+/**
+ * Whether the commit of a batch staged before a crash landed, from the group's committed
+ * offsets and their metadata. It did if, for every partition the batch covers, the
+ * committed offset is past the batch and either the last commit is this spool's, or the
+ * partition's current owner started after the batch (so it never read the batch's records).
+ */
+export function stagedCommitLanded(
+  offsets: ReadonlyArray<readonly [number, number]>,
+  committed: ReadonlyMap<number, { readonly offset: number; readonly metadata: string | null }>,
+  instanceId: string,
+): boolean {
+  for (const [partition, last] of offsets) {
+    const entry = committed.get(partition);
+    if (!entry || entry.offset < last + 1) return false;
+    let metadata: Partial<CommitMetadata> = {};
+    try {
+      metadata = JSON.parse(entry.metadata ?? '{}') as Partial<CommitMetadata>;
+    } catch {
+      return false;
+    }
+    if (metadata.o === instanceId) continue;
+    if (typeof metadata.s === 'number' && metadata.s >= last + 1) continue;
+    return false;
+  }
+  return true;
+}
+
+/** Reads the group's committed offsets with their metadata (for `stagedCommitLanded`). */
+export async function readCommittedWithMetadata(
+  kafka: Kafka,
+  groupId: string,
+  topic: string,
+): Promise<Map<number, { offset: number; metadata: string | null }>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return new Map((entry?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }]));
+  } finally {
+    await admin.disconnect();
+  }
 }

@@ -40,7 +40,6 @@ describe('Spool', () => {
     expect(files('tmp')).toEqual([]);
     expect(spool.stats()).toEqual({ batches: 2, bytes: 17 });
     expect(Buffer.from(await spool.readBody(first!)).toString()).toBe('body-one');
-    expect([spool.highestSpooled(0), spool.highestSpooled(1), spool.highestSpooled(2)]).toEqual([10, 4, undefined]);
 
     const pending = firstValueFrom(spool.pending().pipe(toArray()));
     await spool.remove(first!);
@@ -52,32 +51,55 @@ describe('Spool', () => {
     await spool.close();
   });
 
-  it('a batch without rows writes no file but still raises the watermarks', async () => {
+  it('a batch without rows stages nothing', async () => {
     const spool = await open();
-    expect(await spool.write(batch('empty', '', [[2, 99]], 0))).toBeUndefined();
+    expect(await spool.stage(batch('empty', '', [[2, 99]], 0))).toBeUndefined();
+    expect(files('tmp')).toEqual([]);
     expect(files('batches')).toEqual([]);
-    expect(spool.highestSpooled(2)).toBe(99);
     await spool.close();
   });
 
-  it('after a restart: same batches, same order, watermarks back even without offsets.json, tmp leftovers gone', async () => {
+  it('stage writes a durable file that is not sent until published; discard drops it', async () => {
     const spool = await open();
-    await spool.write(batch('t1', 'a', [[0, 10]]));
-    await spool.write(batch('t2', 'b', [[0, 20], [2, 5]]));
-    await spool.close();
-    rmSync(join(dir, 'offsets.json'));
-    writeFileSync(join(dir, 'tmp', '000000000003-t3.batch.123.tmp'), 'half written');
-
-    const again = await open();
-    expect(files('tmp')).toEqual([]);
-    expect([again.highestSpooled(0), again.highestSpooled(2)]).toEqual([20, 5]);
     const pending: string[] = [];
-    again.pending().subscribe((b) => pending.push(b.token));
-    expect(pending).toEqual(['t1', 't2']);
-    // New sequence numbers continue after the old ones.
-    await again.write(batch('t3', 'c', [[1, 1]]));
-    expect(files('batches').at(-1)).toBe('000000000003-t3.batch');
-    expect(pending).toEqual(['t1', 't2', 't3']);
+    spool.pending().subscribe((b) => pending.push(b.token));
+    const kept = (await spool.stage(batch('kept', 'one', [[0, 1]])))!;
+    const dropped = (await spool.stage(batch('dropped', 'two', [[1, 1]])))!;
+    expect(files('tmp')).toEqual(['dropped.staged', 'kept.staged']);
+    expect(pending).toEqual([]);
+    await spool.publish(kept);
+    await spool.discard(dropped);
+    expect(pending).toEqual(['kept']);
+    expect(files('tmp')).toEqual([]);
+    expect(files('batches')).toEqual(['000000000001-kept.batch']);
+    await spool.close();
+  });
+
+  it('at start, asks about each staged batch whether its commit landed: publishes or discards it', async () => {
+    const spool = await open();
+    const instance = spool.instanceId;
+    await spool.stage(batch('landed', 'one', [[0, 10]]));
+    await spool.stage(batch('lost', 'two', [[1, 20]]));
+    writeFileSync(join(dir, 'tmp', 'torn.staged'), 'HLSPOOL1 torn');
+    writeFileSync(join(dir, 'tmp', 'x.batch.1.tmp'), 'half');
+    await spool.close();
+
+    const asked: Array<[string, string]> = [];
+    const again = await Spool.open({
+      dir,
+      topic: 'http_log',
+      logger,
+      resolveStaged: async (header, instanceId) => {
+        asked.push([header.token, instanceId]);
+        return header.token === 'landed' ? 'publish' : 'discard';
+      },
+    });
+    expect(asked).toEqual([['landed', instance], ['lost', instance]]);
+    expect(files('tmp')).toEqual([]);
+    const tokens: string[] = [];
+    again.pending().subscribe((b) => tokens.push(b.token));
+    expect(tokens).toEqual(['landed']);
+    expect(again.instanceId).toBe(instance);
     await again.close();
   });
 
@@ -87,15 +109,12 @@ describe('Spool', () => {
     await spool.close();
     const file = join(dir, 'batches', '000000000001-t1.batch');
     const bytes = readFileSync(file);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
     writeFileSync(file, bytes);
 
     const again = await open();
     expect(again.stats().batches).toBe(0);
-    const quarantined = await again.listQuarantine();
-    expect(quarantined.map((q) => q.name)).toEqual([]); // unreadable: listed by file only
     expect(files('quarantine')).toEqual(['000000000001-t1.batch', '000000000001-t1.error.json']);
-    expect(again.highestSpooled(0)).toBe(1); // still from offsets.json: those records were spooled once
     await again.close();
   });
 
@@ -108,7 +127,8 @@ describe('Spool', () => {
     const other = await spool.write(batch('q', 'other', [[1, 3]]));
     await spool.write(batch('q-0', 'ot', []), { token: 'q', parts: 2, index: 0 });
     await spool.close();
-    expect(parent && other).toBeTruthy();
+    expect(parent).toBeDefined();
+    expect(other).toBeDefined();
 
     const again = await open();
     const tokens: string[] = [];

@@ -2,10 +2,20 @@
  * Wire protocol: a directory of files on the local disk (design.md §2).
  *
  *   <dir>/lock                 the PID of the one process that owns the spool
- *   <dir>/tmp/                 files being written; whatever is here at start is a crash leftover
- *   <dir>/batches/<seq>-<token>.batch   sealed batches, oldest first by name
+ *   <dir>/instance             this spool's id, named in the Kafka commits it makes
+ *   <dir>/tmp/<token>.staged   batches written and fsynced, whose offsets are being committed
+ *   <dir>/tmp/*.tmp            files being written; a crash leftover at start
+ *   <dir>/batches/<seq>-<token>.batch   batches to send, oldest first by name
  *   <dir>/quarantine/<name>.batch + <name>.error.json   batches ClickHouse refused as bad data
- *   <dir>/offsets.json         per partition, the highest Kafka offset ever spooled
+ *
+ * A batch from Kafka goes through three steps, so that no crash or rebalance can store it
+ * twice or lose it (design.md §2, rules 2–3):
+ *   stage    write it to tmp/ and fsync it: durable, not yet to be sent;
+ *   (the caller commits its offsets to Kafka, naming this spool and the batch's token)
+ *   publish  rename it into batches/: it will be sent.
+ * If the commit fails (the partition moved to another consumer), the staged file is
+ * discarded: its records are read again by whoever owns the partition now. A staged file
+ * found at start is published or discarded by asking Kafka whether its commit landed.
  *
  * A batch file is "HLSPOOL1", a u32 LE header length, a JSON header (token, format,
  * codec, row count, body size and SHA-256, the Kafka offsets it covers, and for the parts
@@ -14,7 +24,7 @@
  * Every file is written to tmp/, fsynced, renamed into place, and the directory fsynced:
  * a file under batches/ is always whole. Rows in the spool are already anonymized.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -62,10 +72,24 @@ export interface QuarantinedBatch {
   readonly error: { readonly code: string; readonly message: string; readonly at: string };
 }
 
+/** Decides, at start, the fate of a staged batch whose commit may or may not have landed. */
+export type StagedResolver = (header: SpoolHeader, instanceId: string) => Promise<'publish' | 'discard'>;
+
+/** A batch written and fsynced to tmp/, waiting for its offsets to be committed. */
+export interface StagedBatch {
+  readonly file: string;
+  readonly header: SpoolHeader;
+}
+
 export interface SpoolOptions {
   readonly dir: string;
   readonly topic: string;
   readonly logger: Logger;
+  /**
+   * Settles staged batches left by a crash. Without one they are published: nothing is
+   * lost, at the risk of a duplicate if another consumer read them again meanwhile.
+   */
+  readonly resolveStaged?: StagedResolver;
   /** fsync files and directories. Only tests that measure something else turn it off. Default true. */
   readonly fsync?: boolean;
 }
@@ -78,7 +102,8 @@ export class Spool {
   readonly #batches = new Map<string, SpooledBatch>();
   readonly #written = new Subject<SpooledBatch>();
   readonly #changed = new Subject<void>();
-  #watermarks = new Map<number, number>();
+  readonly #resolveStaged: StagedResolver | undefined;
+  #instanceId = '';
   #seq = 0;
   #bytes = 0;
   #inputEnded = false;
@@ -89,6 +114,12 @@ export class Spool {
     this.topic = options.topic;
     this.#log = options.logger;
     this.#fsync = options.fsync ?? true;
+    this.#resolveStaged = options.resolveStaged;
+  }
+
+  /** This spool's id: stable across restarts, written into the Kafka commits it makes. */
+  get instanceId(): string {
+    return this.#instanceId;
   }
 
   /** Takes the lock, discards crash leftovers, finishes or undoes half-done splits, and indexes what is there. */
@@ -106,11 +137,6 @@ export class Spool {
   /** Batches waiting to be sent and their total size in bytes (bodies and headers). */
   stats(): { batches: number; bytes: number } {
     return { batches: this.#batches.size, bytes: this.#bytes };
-  }
-
-  /** The highest offset of `partition` ever spooled: the consumer skips everything up to it. */
-  highestSpooled(partition: number): number | undefined {
-    return this.#watermarks.get(partition);
   }
 
   /**
@@ -139,44 +165,56 @@ export class Spool {
   }
 
   /**
-   * Persists a sealed batch: written, fsynced and renamed into place, then the offset
-   * watermarks. Only after this may its offsets be committed to Kafka. A batch without
-   * rows writes no file: only its offsets move the watermarks.
+   * Step 1: writes the batch to tmp/ and fsyncs it. Its offsets may be committed once this
+   * resolves. A batch without rows stages nothing.
    */
-  async write(batch: SealedBatch, parent?: SpoolHeader['parent']): Promise<SpooledBatch | undefined> {
-    let spooled: SpooledBatch | undefined;
-    if (batch.rowCount > 0) {
-      const header: SpoolHeader = {
-        version: 1,
-        token: batch.token,
-        format: batch.format,
-        codec: batch.codec,
-        rowCount: batch.rowCount,
-        uncompressedBytes: batch.uncompressedBytes,
-        bodyBytes: batch.body.byteLength,
-        bodySha256: createHash('sha256').update(batch.body).digest('hex'),
-        topic: this.topic,
-        offsets: [...batch.offsets],
-        sealedAt: new Date().toISOString(),
-        ...(parent ? { parent } : {}),
-      };
-      const seq = ++this.#seq;
-      const name = `${String(seq).padStart(12, '0')}-${batch.token}.batch`;
-      const headerBytes = Buffer.from(JSON.stringify(header));
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(headerBytes.byteLength);
-      const file = join(this.dir, 'batches', name);
-      await this.#writeDurably(file, [MAGIC, length, headerBytes, batch.body]);
-      spooled = toSpooled(seq, file, header);
-      this.#batches.set(spooled.token, spooled);
-      this.#bytes += spooled.bodyBytes;
-    }
-    if (batch.offsets.size > 0) await this.#raiseWatermarks(batch.offsets);
-    if (spooled) {
-      this.#written.next(spooled);
-      this.#changed.next();
-    }
+  async stage(batch: SealedBatch, parent?: SpoolHeader['parent']): Promise<StagedBatch | undefined> {
+    if (batch.rowCount === 0) return undefined;
+    const header: SpoolHeader = {
+      version: 1,
+      token: batch.token,
+      format: batch.format,
+      codec: batch.codec,
+      rowCount: batch.rowCount,
+      uncompressedBytes: batch.uncompressedBytes,
+      bodyBytes: batch.body.byteLength,
+      bodySha256: createHash('sha256').update(batch.body).digest('hex'),
+      topic: this.topic,
+      offsets: [...batch.offsets],
+      sealedAt: new Date().toISOString(),
+      ...(parent ? { parent } : {}),
+    };
+    const headerBytes = Buffer.from(JSON.stringify(header));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(headerBytes.byteLength);
+    const file = join(this.dir, 'tmp', `${batch.token}.staged`);
+    await this.#writeDurably(file, [MAGIC, length, headerBytes, batch.body]);
+    return { file, header };
+  }
+
+  /** Step 2 (after the commit): the batch joins the send queue. */
+  async publish(staged: StagedBatch): Promise<SpooledBatch> {
+    const seq = ++this.#seq;
+    const file = join(this.dir, 'batches', `${String(seq).padStart(12, '0')}-${staged.header.token}.batch`);
+    await rename(staged.file, file);
+    await this.#syncDir(join(this.dir, 'batches'));
+    const spooled = toSpooled(seq, file, staged.header);
+    this.#batches.set(spooled.token, spooled);
+    this.#bytes += spooled.bodyBytes;
+    this.#written.next(spooled);
+    this.#changed.next();
     return spooled;
+  }
+
+  /** The commit failed: the records will be read again from Kafka, so the staged copy goes. */
+  async discard(staged: StagedBatch): Promise<void> {
+    await rm(staged.file, { force: true });
+  }
+
+  /** Stages and publishes at once: for batches whose offsets need no commit (split parts). */
+  async write(batch: SealedBatch, parent?: SpoolHeader['parent']): Promise<SpooledBatch | undefined> {
+    const staged = await this.stage(batch, parent);
+    return staged && this.publish(staged);
   }
 
   /** The body to send, checked against the SHA-256 taken when it was sealed. */
@@ -260,12 +298,7 @@ export class Spool {
   async #open(): Promise<void> {
     for (const sub of ['tmp', 'batches', 'quarantine']) await mkdir(join(this.dir, sub), { recursive: true });
     this.#lock();
-    // A file still in tmp/ was never renamed into place: its offsets were never committed.
-    const leftovers = await readdir(join(this.dir, 'tmp'));
-    for (const name of leftovers) await rm(join(this.dir, 'tmp', name), { force: true });
-    if (leftovers.length > 0) this.#log.warn({ files: leftovers.length }, 'spool: discarded half-written files left by a crash');
-
-    this.#watermarks = await this.#readWatermarks();
+    this.#instanceId = await this.#readInstanceId();
     const names = (await readdir(join(this.dir, 'batches'))).filter((name) => name.endsWith('.batch')).sort();
     const found: SpooledBatch[] = [];
     for (const name of names) {
@@ -293,11 +326,47 @@ export class Spool {
         this.#bytes += batch.bodyBytes;
       }
     }
-    // Whatever the files cover counts as spooled, even if the watermark write was lost.
-    const covered = new Map<number, number>();
-    for (const batch of this.#batches.values()) for (const [p, o] of batch.offsets) covered.set(p, Math.max(covered.get(p) ?? -1, o));
-    if (covered.size > 0) await this.#raiseWatermarks(covered);
-    this.#log.info({ batches: this.#batches.size, bytes: this.#bytes, watermarks: Object.fromEntries(this.#watermarks) }, 'spool opened');
+    await this.#settleStaged();
+    this.#log.info({ batches: this.#batches.size, bytes: this.#bytes, instance: this.#instanceId }, 'spool opened');
+  }
+
+  /**
+   * tmp/ after a crash: a half-written file was never committed (it goes); a staged one
+   * may or may not have had its commit land, which only Kafka can tell.
+   */
+  async #settleStaged(): Promise<void> {
+    for (const name of (await readdir(join(this.dir, 'tmp'))).sort()) {
+      const file = join(this.dir, 'tmp', name);
+      let header: SpoolHeader | undefined;
+      if (name.endsWith('.staged')) {
+        try {
+          header = readHeader(await readFile(file), file);
+        } catch {
+          header = undefined;
+        }
+      }
+      if (!header) {
+        await rm(file, { force: true });
+        this.#log.warn({ file: name }, 'spool: discarded a half-written file left by a crash (its offsets were never committed)');
+        continue;
+      }
+      const decision = this.#resolveStaged ? await this.#resolveStaged(header, this.#instanceId) : 'publish';
+      if (decision === 'publish') await this.publish({ file, header });
+      else await rm(file, { force: true });
+      this.#log.warn({ token: header.token, rows: header.rowCount, decision }, 'spool: settled a staged batch left by a crash');
+    }
+  }
+
+  async #readInstanceId(): Promise<string> {
+    const file = join(this.dir, 'instance');
+    try {
+      return (await readFile(file, 'utf8')).trim();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      const id = randomUUID();
+      await this.#writeDurably(file, [Buffer.from(id)]);
+      return id;
+    }
   }
 
   /** A parent whose parts all exist goes; parts of a parent whose split did not finish go. */
@@ -320,32 +389,9 @@ export class Spool {
     await this.#syncDir(join(this.dir, 'batches'));
   }
 
-  async #readWatermarks(): Promise<Map<number, number>> {
-    try {
-      const saved = JSON.parse(await readFile(join(this.dir, 'offsets.json'), 'utf8')) as { topic: string; partitions: Record<string, number> };
-      if (saved.topic !== this.topic) return new Map();
-      return new Map(Object.entries(saved.partitions).map(([p, o]) => [Number(p), o]));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-      throw new SpoolError(`cannot read ${join(this.dir, 'offsets.json')}: ${(error as Error).message}`, { cause: error });
-    }
-  }
-
-  async #raiseWatermarks(offsets: PartitionOffsets): Promise<void> {
-    let changed = false;
-    for (const [partition, offset] of offsets) {
-      if (offset > (this.#watermarks.get(partition) ?? -1)) {
-        this.#watermarks.set(partition, offset);
-        changed = true;
-      }
-    }
-    if (!changed) return;
-    const content = JSON.stringify({ topic: this.topic, partitions: Object.fromEntries(this.#watermarks) });
-    await this.#writeDurably(join(this.dir, 'offsets.json'), [Buffer.from(content)]);
-  }
-
   async #writeDurably(target: string, chunks: readonly Uint8Array[]): Promise<void> {
     const temporary = join(this.dir, 'tmp', `${target.split('/').at(-1)}.${process.pid}.tmp`);
+    // (a staged file is written through a .tmp too, so a torn write is never mistaken for one)
     const handle = await open(temporary, 'w');
     try {
       for (const chunk of chunks) await handle.write(chunk);

@@ -1,24 +1,35 @@
-import { concatMap, from, last, map, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { concatMap, from, last, map, of, type ObservableInput, type OperatorFunction } from 'rxjs';
 import type { PartitionOffsets } from '../domain/batch.ts';
 
-export interface CommitOffsetsConfig {
-  /** Commits `offset + 1` for each partition; completes (or resolves) once the broker has it. */
-  readonly commit: (offsets: PartitionOffsets) => ObservableInput<unknown>;
+export interface CommitOffsetsConfig<T> {
+  /**
+   * Commits `offset + 1` for each partition of the batch. Emits `true` once the broker
+   * has it, or `false` when the batch must not be committed any more (its partitions
+   * moved to another consumer, or were read again after a rebalance): then the records
+   * will be read again, and the caller drops its copy. Any other failure errors.
+   */
+  readonly commit: (batch: T) => ObservableInput<boolean>;
 }
 
 /**
- * Commits each stored batch's offsets, strictly in order, and emits the batch after its
- * commit. Because it only ever sees batches that are already stored, a commit can never
- * run ahead of the data (at-least-once from Kafka).
+ * Commits each persisted batch's offsets, strictly in order, and emits the batch with
+ * the outcome once the commit is settled. Batches without offsets pass as committed.
  *
  * ```
- * stored:  -a--b-|
- * result:  -a--b-|      (each after its commit resolved)
+ * persisted:  -a--b-|
+ * result:     -A--B-|      (A = { ...a, committed: true }, each after its commit)
  * ```
  *
  * @example
- * stored$.pipe(commitOffsets({ commit: (offsets) => source.commit(offsets) }))
+ * persisted$.pipe(commitOffsets({ commit: (batch) => source.commit(batch) }))
  */
-export function commitOffsets<T extends { readonly offsets: PartitionOffsets }>(config: CommitOffsetsConfig): OperatorFunction<T, T> {
-  return concatMap((batch) => (batch.offsets.size === 0 ? [batch] : from(config.commit(batch.offsets)).pipe(last(null, null), map(() => batch))));
+export function commitOffsets<T extends { readonly offsets: PartitionOffsets }>(config: CommitOffsetsConfig<T>): OperatorFunction<T, T & { readonly committed: boolean }> {
+  return concatMap((batch) =>
+    batch.offsets.size === 0
+      ? of({ ...batch, committed: true })
+      : from(config.commit(batch)).pipe(
+          last(),
+          map((committed) => ({ ...batch, committed })),
+        ),
+  );
 }

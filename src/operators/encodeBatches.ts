@@ -59,7 +59,7 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
 
   return concatMap((batch) => {
     if (batch.rows.length === 0) {
-      return of<SealedBatch>({ token: newToken(), body: new Uint8Array(0), format: 'Native', codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets });
+      return of<SealedBatch>({ token: newToken(), body: new Uint8Array(0), format: 'Native', codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets, ...generationOf(batch) });
     }
     return encodeFitting(batch.rows).pipe(
       toArray(),
@@ -73,10 +73,15 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
             rowCount: part.rows,
             uncompressedBytes: part.raw,
             offsets: index === parts.length - 1 ? batch.offsets : new Map(),
+            ...generationOf(batch),
           }),
         ),
       ),
       tap((part) => config.onEncoded?.(part, batch.reason)),
     );
   });
+}
+
+function generationOf(batch: RowBatch): { generation?: number } {
+  return batch.generation === undefined ? {} : { generation: batch.generation };
 }

@@ -16,16 +16,16 @@ describe('persistBatches', () => {
         return cold('--(x|)', { x: 'file' });
       };
       expectObservable(source.pipe(persistBatches({ write }))).toBe('---A-B---|', {
-        A: { token: 'a', rowCount: 2, offsets: new Map([[0, 5]]) },
-        B: { token: 'b', rowCount: 1, offsets: new Map([[1, 7]]) },
+        A: { token: 'a', rowCount: 2, offsets: new Map([[0, 5]]), stored: 'file' },
+        B: { token: 'b', rowCount: 1, offsets: new Map([[1, 7]]), stored: 'file' },
       });
     });
     expect(writes).toEqual(['a', 'b']);
   });
 
-  it('a write that completes without a value still counts as done', () => {
+  it('a write that completes without a value (nothing to store) still counts as done', () => {
     newTestScheduler().run(({ cold, expectObservable }) => {
-      expectObservable(cold('a|', { a }).pipe(persistBatches({ write: () => cold('-|') }))).toBe('-(A|)', { A: { token: 'a', rowCount: 2, offsets: new Map([[0, 5]]) } });
+      expectObservable(cold('a|', { a }).pipe(persistBatches({ write: () => cold<string>('-|') }))).toBe('-(A|)', { A: { token: 'a', rowCount: 2, offsets: new Map([[0, 5]]), stored: undefined } });
     });
   });
 

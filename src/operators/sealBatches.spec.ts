@@ -122,3 +122,19 @@ describe('sealBatches', () => {
     });
   });
 });
+
+describe('sealBatches and consumer generations', () => {
+  it('a batch carries the oldest generation of the chunks it holds', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a-b-c-|', {
+        a: { partition: 0, items: ['a'], lastOffset: 0, generation: 1 },
+        b: { partition: 1, items: ['b'], lastOffset: 0, generation: 2 },
+        c: { partition: 1, items: ['c'], lastOffset: 1, generation: 2 },
+      });
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 2, sizeOf: () => 1 }))).toBe('-----x-(y|)', {
+        x: { rows: ['a', 'b'], offsets: new Map([[0, 0], [1, 0]]), reason: 'size', generation: 1 },
+        y: { rows: ['c'], offsets: new Map([[1, 1]]), reason: 'end-of-input', generation: 2 },
+      });
+    });
+  });
+});

@@ -41,15 +41,17 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       let rows: T[] = [];
       let bytes = 0;
       let offsets = new Map<number, number>();
+      let generation: number | undefined;
       const capOf = (): number => (typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes);
       let cap = capOf();
 
       const seal = (reason: SealReason): void => {
         if (rows.length === 0 && offsets.size === 0) return;
-        const batch: Batch = { rows, offsets, reason };
+        const batch: Batch = generation === undefined ? { rows, offsets, reason } : { rows, offsets, reason, generation };
         rows = [];
         bytes = 0;
         offsets = new Map();
+        generation = undefined;
         cap = capOf();
         subscriber.next(batch);
       };
@@ -61,12 +63,17 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
 
       const sourceSubscription = source.subscribe({
         next: (chunk) => {
+          const oldest = (): void => {
+            if (chunk.generation !== undefined) generation = Math.min(generation ?? chunk.generation, chunk.generation);
+          };
           for (const item of chunk.items) {
             const size = config.sizeOf(item);
             if (rows.length > 0 && bytes + size > cap) seal('size');
             rows.push(item);
             bytes += size;
+            oldest();
           }
+          oldest();
           mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
         },
         error: (error: unknown) => subscriber.error(error),

@@ -1,37 +1,52 @@
 /**
- * The product, as one declarative chain (design.md §1):
+ * The product, as two declarative chains around the spool (design.md §1–§2):
  *
- *   kafkaSource ─► decodeRecords ─► anonymizeAddresses ─► sealBatches(proxyReady$, size cap)
- *     ─► encodeBatches ─► pacedInsert(proxy slots, retry) ─► commitOffsets
+ *   ingestion:  kafkaSource ─► decodeRecords ─► deadLetter ─► anonymizeAddresses
+ *                 ─► sealBatches(proxyReady$, size cap) ─► encodeBatches
+ *                 ─► persistBatches(stage) ─► commitOffsets ─► publishBatches
  *
- * Every side effect comes in through `PipelineDeps`, so the same chain runs against the
- * real stack, in tests, or inside another Rx app.
+ *   delivery:   spool.pending() ─► pacedInsert(proxy slots, retry) ─► acknowledgeBatches
+ *
+ * Records leave Kafka as soon as they are durable in the spool (the reference broker
+ * keeps data for a minute); the spool feeds the proxy one request per slot. Every side
+ * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
+ * tests, or inside another Rx app.
  */
-import { filter, type Observable } from 'rxjs';
+import { defer, filter, from, map, merge, mergeMap, Subscription, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
-import type { SealedBatch, SourceMessage } from '../domain/batch.ts';
+import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
 import type { ProxySlots } from '../domain/proxySlots.ts';
-import { encodeNative, nativeRowSize } from '../encode/nativeFormat.ts';
-import type { AnonymizerError } from '../errors.ts';
+import { decompress } from '../encode/compress.ts';
+import { decodeNative, encodeNative, nativeRowSize } from '../encode/nativeFormat.ts';
+import { AnonymizerError } from '../errors.ts';
 import type { ClickHouseClient } from '../io/clickhouseHttp.ts';
+import type { DeadLetterSink } from '../io/deadLetterSink.ts';
 import type { KafkaSource } from '../io/kafkaSource.ts';
+import type { Spool, SpooledBatch, StagedBatch } from '../io/spool.ts';
+import { acknowledgeBatches } from '../operators/acknowledgeBatches.ts';
 import { anonymizeAddresses } from '../operators/anonymizeAddresses.ts';
 import { commitOffsets } from '../operators/commitOffsets.ts';
+import { deadLetter } from '../operators/deadLetter.ts';
 import { decodeRecords } from '../operators/decodeRecords.ts';
 import { encodeBatches } from '../operators/encodeBatches.ts';
-import { pacedInsert } from '../operators/pacedInsert.ts';
+import { pacedInsert, type InsertOutcome } from '../operators/pacedInsert.ts';
+import { persistBatches, type PersistedBatch } from '../operators/persistBatches.ts';
+import { publishBatches } from '../operators/publishBatches.ts';
 import { sealBatches } from '../operators/sealBatches.ts';
-import type { Codec } from '../domain/batch.ts';
 import type { PipelineMetrics } from './pipelineMetrics.ts';
 
 export interface PipelineDeps {
   readonly source: KafkaSource;
+  readonly deadLetters: DeadLetterSink;
+  readonly spool: Spool;
   readonly clickhouse: ClickHouseClient;
   readonly slots: ProxySlots;
   readonly compress: (body: Uint8Array) => Promise<Uint8Array>;
   readonly codec: Codec;
   readonly maxBodyBytes: number;
+  /** Pause consumption above this many spooled bytes; resume below 80 % of it. */
+  readonly spoolMaxBytes: number;
   readonly logger: Logger;
   readonly metrics: PipelineMetrics;
 }
@@ -43,20 +58,27 @@ export interface PipelineDeps {
  */
 const INITIAL_RATIO = 2;
 
-export function anonymizerPipeline(deps: PipelineDeps): Observable<SealedBatch> {
-  const { source, slots, metrics } = deps;
+type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
+
+/** Kafka → spool. Completes when the source does (drain, shutdown), after the last batch is published. */
+export function ingestion(deps: PipelineDeps): Observable<Ingested> {
+  const { source, spool, slots, metrics } = deps;
   const log = deps.logger;
   // Learned from every batch that was sealed full, so the next one fills the body closely.
   let ratio = INITIAL_RATIO;
-
-  const proxyReady$ = slots.ready$.pipe(filter(() => source.isCaughtUp()));
+  // Seal at a slot only when nothing is queued and the source has caught up: a backlog
+  // fills whole bodies instead of sealing whatever the first fetch brought.
+  const proxyReady$ = slots.ready$.pipe(filter(() => spool.stats().batches === 0 && source.isCaughtUp()));
 
   return source.chunks$.pipe(
-    decodeRecords({
-      decode: decodeRecord,
-      onRejected: (message: SourceMessage, error: AnonymizerError) => {
-        metrics.rejected.inc({ reason: error.code });
-        log.warn({ partition: message.partition, offset: message.offset, code: error.code, err: error.message }, 'message rejected: cannot become a row');
+    decodeRecords({ decode: decodeRecord }),
+    deadLetter({
+      send: async (rejected) => {
+        await deps.deadLetters.send(rejected);
+        for (const { message, error } of rejected) {
+          metrics.rejected.inc({ reason: error.code });
+          log.warn({ partition: message.partition, offset: message.offset, code: error.code, err: error.message }, 'message sent to the dead-letter topic');
+        }
       },
     }),
     anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
@@ -66,31 +88,148 @@ export function anonymizerPipeline(deps: PipelineDeps): Observable<SealedBatch> 
       compress: deps.compress,
       codec: deps.codec,
       maxBodyBytes: deps.maxBodyBytes,
-      onOversize: (rows, bytes) => log.info({ rows, bytes }, 'body over the limit: split in two'),
+      onOversize: (rows, bytes) => log.info({ rows, bytes }, 'body over the limit: split in two before sending'),
       onEncoded: (batch, reason) => {
         if (reason === 'size' && batch.body.byteLength > 0) ratio = (batch.uncompressedBytes / batch.body.byteLength) * 0.97;
         metrics.sealed.inc({ reason });
       },
     }),
-    pacedInsert({
-      send: (batch) => deps.clickhouse.insert(batch),
+    persistBatches({ write: (batch: SealedBatch) => spool.stage(batch) }),
+    commitOffsets({ commit: (batch: PersistedBatch<StagedBatch>) => source.commit(batch, spool.instanceId) }),
+    publishBatches({
+      publish: (batch: Ingested) => (batch.stored ? spool.publish(batch.stored) : Promise.resolve()),
+      discard: (batch: Ingested) => {
+        metrics.discarded.inc();
+        return batch.stored ? spool.discard(batch.stored) : Promise.resolve();
+      },
+    }),
+  );
+}
+
+/** Spool → ClickHouse, one request per proxy slot. Completes after `spool.endOfInput()` once the spool is empty. */
+export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBatch>> {
+  const { spool, slots, metrics } = deps;
+  const log = deps.logger;
+  return spool.pending().pipe(
+    pacedInsert<SpooledBatch>({
+      send: (batch) => from(spool.readBody(batch)).pipe(mergeMap((body) => deps.clickhouse.insert({ token: batch.token, format: batch.format, codec: batch.codec, body }))),
       slots,
       onFailure: (batch, error, action) => {
-        metrics.requests.inc({ outcome: (error as AnonymizerError).code ?? 'unknown' });
-        log.warn({ token: batch.token, rows: batch.rowCount, code: (error as AnonymizerError).code, err: (error as Error).message, action, nextSlotInMs: slots.msUntilNext() }, 'insert failed');
+        const code = error instanceof AnonymizerError ? error.code : 'unknown';
+        metrics.requests.inc({ outcome: code });
+        log.warn({ token: batch.token, rows: batch.rowCount, code, err: (error as Error).message, action, nextSlotInMs: slots.msUntilNext() }, 'insert failed');
       },
       onStored: (batch, elapsedMs) => {
         metrics.requests.inc({ outcome: 'stored' });
         metrics.rowsStored.inc(batch.rowCount);
-        metrics.bodyBytes.inc(batch.body.byteLength);
-        log.info(
-          { token: batch.token, rows: batch.rowCount, bytes: batch.body.byteLength, fill: round(batch.body.byteLength / deps.maxBodyBytes), elapsedMs },
-          'batch stored',
-        );
+        metrics.bodyBytes.inc(batch.bodyBytes);
+        log.info({ token: batch.token, rows: batch.rowCount, bytes: batch.bodyBytes, fill: round(batch.bodyBytes / deps.maxBodyBytes), elapsedMs }, 'batch stored');
       },
     }),
-    commitOffsets({ commit: (offsets) => source.commit(offsets) }),
+    acknowledgeBatches<SpooledBatch>({
+      stored: (batch) => spool.remove(batch),
+      split: (batch) => splitInHalves(deps, batch),
+      quarantine: (batch, error) => {
+        metrics.quarantined.inc();
+        const failure = error instanceof AnonymizerError ? error : undefined;
+        return spool.quarantine(batch, { code: failure?.code ?? 'unknown', message: (error as Error).message });
+      },
+    }),
   );
+}
+
+/** A 413: the body goes back to rows, and two halves replace the batch in the spool, durably. */
+async function splitInHalves(deps: PipelineDeps, batch: SpooledBatch): Promise<void> {
+  const rows = decodeNative(await decompress(batch.codec, await deps.spool.readBody(batch)));
+  if (rows.length < 2) {
+    await deps.spool.quarantine(batch, { code: 'ANON_BODY_TOO_LARGE', message: 'a single row is over the proxy body limit' });
+    return;
+  }
+  const half = Math.ceil(rows.length / 2);
+  const parts: SealedBatch[] = [];
+  for (const [index, slice] of [rows.slice(0, half), rows.slice(half)].entries()) {
+    const raw = encodeNative(slice);
+    parts.push({
+      // Derived, not random: a split redone after a crash sends the same tokens again.
+      token: `${batch.token}-${index}`,
+      body: await deps.compress(raw),
+      format: 'Native',
+      codec: deps.codec,
+      rowCount: slice.length,
+      uncompressedBytes: raw.byteLength,
+      offsets: new Map(),
+    });
+  }
+  deps.metrics.split.inc();
+  deps.logger.warn({ token: batch.token, rows: rows.length, parts: parts.map((p) => p.body.byteLength) }, 'the proxy refused the body as too large (413): split in two');
+  await deps.spool.replace(batch, parts);
+}
+
+export interface RunningPipeline {
+  /** Resolves when both chains are done (drain), rejects on a fatal error. */
+  readonly done: Promise<void>;
+  /** Graceful stop: no more fetching; the open batch is sealed, persisted and committed; delivery stops now. */
+  stop(): Promise<void>;
+}
+
+/** Runs both chains, with backpressure from the spool's size to the consumer. */
+export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): RunningPipeline {
+  const { spool, source, metrics } = deps;
+  const log = deps.logger;
+  const backpressure = spool.changed$.subscribe(() => {
+    const { bytes, batches } = spool.stats();
+    metrics.spoolBytes.set(bytes);
+    metrics.spoolBatches.set(batches);
+    if (bytes > deps.spoolMaxBytes) {
+      source.pause('spool-full');
+      metrics.paused.set(1);
+    } else if (bytes < deps.spoolMaxBytes * 0.8) {
+      source.resume('spool-full');
+      metrics.paused.set(0);
+    }
+  });
+
+  let ingestDone!: () => void;
+  const ingested = new Promise<void>((resolve) => (ingestDone = resolve));
+  let fail!: (error: unknown) => void;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+
+  const ingestSubscription = defer(() => ingestion(deps)).subscribe({
+    error: (error: unknown) => fail(error),
+    complete: () => {
+      ingestDone();
+      if (options.drain) spool.endOfInput();
+    },
+  });
+  let deliverySubscription = Subscription.EMPTY;
+  deliverySubscription = merge(delivery(deps).pipe(map(() => undefined))).subscribe({
+    error: (error: unknown) => fail(error),
+    complete: () => finish(),
+  });
+
+  const teardown = (): void => {
+    backpressure.unsubscribe();
+    ingestSubscription.unsubscribe();
+    deliverySubscription.unsubscribe();
+  };
+  done.then(teardown, teardown);
+
+  return {
+    done,
+    async stop() {
+      // Delivery stops at once: a request cut mid-way is sent again, same token, next run.
+      deliverySubscription.unsubscribe();
+      log.info('stopping: sealing and persisting the open batch');
+      source.stop();
+      await ingested;
+      teardown();
+      finish();
+    },
+  };
 }
 
 function round(value: number): number {

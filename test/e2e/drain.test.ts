@@ -5,6 +5,7 @@
  * every assertion is made by querying ClickHouse directly, reading the group's committed
  * offsets from the broker, and reading nginx's own access log.
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
 import { anonymizeAddress } from '../../src/domain/anonymizeAddress.ts';
@@ -41,6 +42,7 @@ async function produceAndDrain(scenario: Scenario) {
   const database = `e2e_${scenario.name}`;
   const startMillis = 1_764_000_000_000;
   await createTopic(stack, topic);
+  await createTopic(stack, `${topic}_dlq`, 1);
   await chQuery(stack, `CREATE DATABASE IF NOT EXISTS ${database}`);
   const migrate = await runCli(['migrate'], { CLICKHOUSE_URL: stack.clickhouseUrl, CLICKHOUSE_DATABASE: database });
   expect(migrate.status, migrate.stderr).toBe(0);
@@ -58,6 +60,8 @@ async function produceAndDrain(scenario: Scenario) {
     KAFKA_GROUP_ID: group,
     CLICKHOUSE_URL: proxy.url,
     CLICKHOUSE_DATABASE: database,
+    KAFKA_DLQ_TOPIC: `${topic}_dlq`,
+    SPOOL_DIR: join(stack.dir, `spool-${scenario.name}`),
     LOG_LEVEL: 'info',
     ...scenario.env,
   });

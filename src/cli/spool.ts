@@ -1,0 +1,89 @@
+import { Command } from 'commander';
+import { listQuarantine } from '../io/spool.ts';
+import { createLogger } from '../io/logger.ts';
+import { openSpool } from './run.ts';
+import { configFrom, withSettings } from './settings.ts';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseBatchFile } from '../io/spool.ts';
+
+export function spoolCommand(): Command {
+  const spool = new Command('spool').description('See and manage the local spool of sealed batches (SPOOL_DIR).');
+
+  const list = new Command('list')
+    .description('List the batches waiting to be sent and the quarantined ones, with their errors.')
+    .option('--json', 'one JSON object per line instead of a table');
+  withSettings(list, ['SPOOL_DIR']);
+  list.action(async (options: { json?: boolean }, self: Command) => {
+    const config = configFrom(self);
+    const waiting = await listWaiting(config.spoolDir);
+    const quarantined = await listQuarantine(config.spoolDir);
+    if (options.json) {
+      for (const batch of waiting) process.stdout.write(`${JSON.stringify({ state: 'waiting', ...batch })}\n`);
+      for (const batch of quarantined) process.stdout.write(`${JSON.stringify({ state: 'quarantined', name: batch.name, token: batch.header.token, rows: batch.header.rowCount, bytes: batch.header.bodyBytes, error: batch.error })}\n`);
+      return;
+    }
+    process.stdout.write(`${waiting.length} batch(es) waiting, ${waiting.reduce((sum, b) => sum + b.rows, 0)} rows, ${waiting.reduce((sum, b) => sum + b.bytes, 0)} bytes\n`);
+    for (const batch of waiting) process.stdout.write(`  waiting      ${batch.name}  ${batch.rows} rows  ${batch.bytes} B  sealed ${batch.sealedAt}\n`);
+    process.stdout.write(`${quarantined.length} batch(es) in quarantine\n`);
+    for (const batch of quarantined) {
+      process.stdout.write(`  quarantined  ${batch.name}  ${batch.header.rowCount} rows  ${batch.error.code}: ${batch.error.message.split('\n')[0]}\n`);
+    }
+  });
+
+  const replay = new Command('replay')
+    .description('Put quarantined batches back in the send queue, after the cause is fixed. Stop `anonymizer run` first: it owns the spool.')
+    .argument('[names...]', 'batch names or tokens (from `spool list`); all when none is given');
+  withSettings(replay, ['SPOOL_DIR', 'KAFKA_BROKERS', 'KAFKA_TOPIC', 'KAFKA_GROUP_ID', 'LOG_LEVEL']);
+  replay.action(async (names: string[], _options: unknown, self: Command) => {
+    const config = configFrom(self);
+    const opened = await openSpool(config, createLogger(config.logLevel));
+    try {
+      const count = await opened.replay(names.length > 0 ? names : undefined);
+      process.stdout.write(`${count} batch(es) back in the send queue; the next \`anonymizer run\` sends them\n`);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  spool.addCommand(list);
+  spool.addCommand(replay);
+  spool.addHelpText(
+    'after',
+    `
+Examples:
+  anonymizer spool list
+  anonymizer spool list --json
+  anonymizer spool replay                     every quarantined batch
+  anonymizer spool replay 000000000042-3f…    one of them`,
+  );
+  return spool;
+}
+
+interface WaitingBatch {
+  readonly name: string;
+  readonly token: string;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sealedAt: string;
+}
+
+/** Read-only: works while `anonymizer run` holds the spool. */
+async function listWaiting(dir: string): Promise<WaitingBatch[]> {
+  let names: string[];
+  try {
+    names = (await readdir(join(dir, 'batches'))).filter((name) => name.endsWith('.batch')).sort();
+  } catch {
+    return [];
+  }
+  const result: WaitingBatch[] = [];
+  for (const name of names) {
+    try {
+      const { header } = parseBatchFile(await readFile(join(dir, 'batches', name)), name);
+      result.push({ name: name.slice(0, -'.batch'.length), token: header.token, rows: header.rowCount, bytes: header.bodyBytes, sealedAt: header.sealedAt });
+    } catch {
+      // Sent and removed while we listed, or unreadable (the run quarantines it at start).
+    }
+  }
+  return result;
+}
