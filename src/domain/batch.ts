@@ -27,6 +27,12 @@ export interface OffsetChunk<T> {
   readonly items: readonly T[];
   readonly lastOffset: number;
   /**
+   * The offset of each item, when known. It lets a batch that takes only part of a chunk
+   * claim exactly the offsets of the rows it holds: a batch that held rows it did not
+   * claim would see them read again after a crash, and stored twice.
+   */
+  readonly itemOffsets?: readonly number[];
+  /**
    * The consumer-group generation the chunk was fetched in. After a rebalance the
    * consumer reads again from the committed offsets, so a batch holding data of an older
    * generation must not be committed (it would duplicate what is read again).

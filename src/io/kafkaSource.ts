@@ -233,11 +233,14 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
   return {
     chunks$,
     async commit(batch, instanceId) {
+      await sinceReady;
+      // Checked right before the request: after a rebalance, kafkajs reads every partition
+      // again from its committed offset, so data of an older generation must not be committed.
       if (batch.generation !== undefined && batch.generation !== generation) {
         log.warn({ token: batch.token, batchGeneration: batch.generation, generation }, 'not committing a batch read before the latest rebalance: its records are read again');
         return false;
       }
-      await sinceReady;
+      const generationAtCommit = generation;
       const topicPartitions = [...batch.offsets].map(([partition, offset]) => {
         const metadata: CommitMetadata = { o: instanceId, s: since.get(partition) ?? -1, t: batch.token };
         return { topic: config.topic, partition, offset: String(offset + 1), metadata: JSON.stringify(metadata) };
@@ -251,6 +254,12 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
           return false;
         }
         throw error;
+      }
+      if (generation !== generationAtCommit) {
+        // The group rebalanced while the commit was in flight and the commit still landed:
+        // kept (dropping it would lose the records if the new positions start past them),
+        // at the risk of a duplicate. See docs/guarantees.md.
+        log.warn({ token: batch.token }, 'a rebalance completed while this commit was in flight');
       }
       for (const [partition, offset] of batch.offsets) committed.set(partition, Math.max(committed.get(partition) ?? -1, offset));
       applyPause();

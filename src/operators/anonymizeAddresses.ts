@@ -24,9 +24,8 @@ export interface AnonymizeAddressesConfig {
  */
 export function anonymizeAddresses(config: AnonymizeAddressesConfig = {}): OperatorFunction<OffsetChunk<DecodedRecord>, OffsetChunk<HttpLogRow>> {
   const anonymize = config.anonymize ?? anonymizeAddressRule;
-  return map((chunk) => ({
-    partition: chunk.partition,
-    lastOffset: chunk.lastOffset,
+  return map(({ rejected: _handled, ...chunk }: OffsetChunk<DecodedRecord> & { rejected?: unknown }) => ({
+    ...chunk,
     items: chunk.items.map((record): HttpLogRow => {
       const address = anonymize(record.rawRemoteAddr);
       if (address.kind === 'invalid') config.onInvalidAddress?.();

@@ -20,8 +20,8 @@ describe('decodeRecords', () => {
       const tombstone = message(13, null);
       const source = cold('-a-b-|', { a: chunk([message(10, 200), bad, message(12, 404)]), b: chunk([tombstone]) });
       expectObservable(source.pipe(decodeRecords({ decode }))).toBe('-x-y-|', {
-        x: { partition: 3, lastOffset: 12, items: [decode(Uint8Array.of(200)), decode(Uint8Array.of(404))], rejected: [{ message: bad, error: new DecodeError('bad') }] },
-        y: { partition: 3, lastOffset: 13, items: [], rejected: [{ message: tombstone, error: new DecodeError('the message has no value (a tombstone)') }] },
+        x: { partition: 3, lastOffset: 12, items: [decode(Uint8Array.of(200)), decode(Uint8Array.of(404))], itemOffsets: [10, 12], rejected: [{ message: bad, error: new DecodeError('bad') }] },
+        y: { partition: 3, lastOffset: 13, items: [], itemOffsets: [], rejected: [{ message: tombstone, error: new DecodeError('the message has no value (a tombstone)') }] },
       });
       expectSubscriptions(source.subscriptions).toBe('^----!');
     });

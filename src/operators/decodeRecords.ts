@@ -25,15 +25,17 @@ export interface DecodeRecordsConfig {
 export function decodeRecords(config: DecodeRecordsConfig): OperatorFunction<OffsetChunk<SourceMessage>, DecodedChunk<DecodedRecord>> {
   return map((chunk) => {
     const items: DecodedRecord[] = [];
+    const itemOffsets: number[] = [];
     const rejected: RejectedMessage[] = [];
     for (const message of chunk.items) {
       try {
         if (message.value === null) throw new DecodeError('the message has no value (a tombstone)');
         items.push(config.decode(message.value));
+        itemOffsets.push(message.offset);
       } catch (error) {
         rejected.push({ message, error: error instanceof AnonymizerError ? error : new DecodeError(String(error), { cause: error }) });
       }
     }
-    return { partition: chunk.partition, items, lastOffset: chunk.lastOffset, rejected };
+    return { ...chunk, items, itemOffsets, rejected };
   });
 }

@@ -58,6 +58,18 @@ describe('sealBatches', () => {
     });
   });
 
+  it('with item offsets, each part of a split chunk claims exactly the rows it holds', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      // Offsets 11 and 13 were rejected (dead-lettered) before sealing.
+      const big: OffsetChunk<string> = { partition: 2, items: ['p', 'q', 'r'], itemOffsets: [10, 12, 14], lastOffset: 15 };
+      const source = cold('-s-|', { s: big });
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 2, sizeOf: () => 1 }))).toBe('-x-(y|)', {
+        x: batch(['p', 'q'], [[2, 12]], 'size'),
+        y: batch(['r'], [[2, 15]], 'end-of-input'),
+      });
+    });
+  });
+
   it('a chunk of nothing but rejected messages still carries its offsets to a batch', () => {
     scheduler().run(({ cold, hot, expectObservable }) => {
       const poison: OffsetChunk<string> = { partition: 1, items: [], lastOffset: 7 };

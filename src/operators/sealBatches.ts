@@ -21,9 +21,10 @@ export interface SealBatchesConfig<T> {
  * Gathers the rows of incoming chunks into batches, sealed when the proxy is ready for
  * one, when the next row would pass the size cap, or when the input ends.
  *
- * A batch only claims the offsets of chunks it holds entirely. When the cap splits a
- * chunk, its offset goes with the batch that holds its last row, so a commit never runs
- * ahead of what is stored.
+ * A batch claims the offsets of what it holds, so committing them after it is durable
+ * never runs ahead of the data, and never leaves rows it holds to be read again. When the
+ * cap splits a chunk, each part claims the offset of its last row if the chunk carries
+ * `itemOffsets`; without them, only the part holding the chunk's end claims it.
  *
  * ```
  * chunks:      -a-b-c---d-|     (one row each, maxBytes 2)
@@ -66,15 +67,17 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
           const oldest = (): void => {
             if (chunk.generation !== undefined) generation = Math.min(generation ?? chunk.generation, chunk.generation);
           };
-          for (const item of chunk.items) {
+          chunk.items.forEach((item, index) => {
             const size = config.sizeOf(item);
             if (rows.length > 0 && bytes + size > cap) seal('size');
             rows.push(item);
             bytes += size;
             oldest();
-          }
-          oldest();
+            const offset = chunk.itemOffsets?.[index];
+            if (offset !== undefined) mergeOffsets(offsets, chunk.partition, offset);
+          });
           mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
+          oldest();
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => {

@@ -14,12 +14,19 @@ import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle }
 
 export const BIN = fileURLToPath(new URL('../../bin/anonymizer.js', import.meta.url));
 
+export type Proxy = ServiceHandle & { url: string; accessLog: string };
+
 export interface E2EStack {
   readonly dir: string;
   readonly brokers: string;
   readonly clickhouseUrl: string;
   readonly clickhousePort: number;
-  startProxy(options: { rate: string; maxBody: string }): Promise<ServiceHandle & { url: string; accessLog: string }>;
+  /** A proxy in front of ClickHouse; `port`/`dir` given again restart one that was stopped. */
+  startProxy(options: { rate: string; maxBody: string; port?: number; dir?: string }): Promise<Proxy>;
+  /** Stops the ClickHouse endpoint (its data stays on disk). */
+  stopClickHouse(): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  startClickHouse(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -30,7 +37,7 @@ export async function startE2EStack(name: string): Promise<E2EStack> {
     const kafka = await startKafka({ dir: join(dir, 'kafka'), port: await freePort(), controllerPort: await freePort(), topics: [] });
     services.push(kafka);
     const clickhousePort = await freePort();
-    const clickhouse = await startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
+    let clickhouse = await startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
     services.push(clickhouse);
     let proxies = 0;
     return {
@@ -39,9 +46,22 @@ export async function startE2EStack(name: string): Promise<E2EStack> {
       clickhouseUrl: clickhouse.url,
       clickhousePort,
       async startProxy(options) {
-        const proxy = await startProxy({ dir: join(dir, `proxy-${++proxies}`), port: await freePort(), upstreamPort: clickhousePort, ...options });
+        const proxy = await startProxy({
+          dir: options.dir ?? join(dir, `proxy-${++proxies}`),
+          port: options.port ?? (await freePort()),
+          upstreamPort: clickhousePort,
+          rate: options.rate,
+          maxBody: options.maxBody,
+        });
         services.push(proxy);
         return proxy;
+      },
+      async stopClickHouse() {
+        await clickhouse.stop();
+      },
+      async startClickHouse() {
+        clickhouse = await startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
+        services.push(clickhouse);
       },
       async stop() {
         await Promise.allSettled(services.reverse().map((service) => service.stop()));
@@ -90,6 +110,31 @@ export interface CliResult {
   readonly stdout: string;
   readonly stderr: string;
   readonly seconds: number;
+}
+
+/** A background `anonymizer …` the test controls. */
+export interface CliProcess {
+  readonly pid: number;
+  output(): string;
+  /** Resolves with the exit code (or the signal's name) when it ends. */
+  readonly exited: Promise<number | string>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+export function startCli(args: readonly string[], env: Readonly<Record<string, string>>): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  return {
+    pid: child.pid!,
+    output: () => output,
+    exited,
+    kill: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
 }
 
 /** Runs `anonymizer …` to its end, killed (and failed) past `timeoutMs`. */
