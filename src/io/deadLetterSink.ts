@@ -22,7 +22,7 @@ export interface DeadLetterSink {
 
 export async function createDeadLetterSink(kafka: Kafka, options: { topic: string; sourceTopic: string }): Promise<DeadLetterSink> {
   // Idempotent: a retried produce after a timeout does not write the message twice.
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 } });
   await producer.connect();
   return {
     async send(rejected) {

@@ -130,7 +130,7 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     }
   };
 
-  const readCommitted = async (partitions: readonly number[]): Promise<Map<number, number>> => {
+  const readCommitted = (partitions: readonly number[]): Promise<Map<number, number>> => withKafkaRetry(async () => {
     const admin = kafka.admin();
     await admin.connect();
     try {
@@ -140,7 +140,7 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     } finally {
       await admin.disconnect();
     }
-  };
+  });
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     generation++;
@@ -169,15 +169,25 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     stop();
   };
 
+  /** Pausing before `run()` has set the group up throws; then there is nothing to pause. */
+  const pauseQuietly = (): void => {
+    if (!connected) return;
+    try {
+      consumer.pause([{ topic: config.topic }]);
+    } catch {
+      // not running yet
+    }
+  };
+
   const stop = (): void => {
-    if (connected) consumer.pause([{ topic: config.topic }]);
+    pauseQuietly();
     const current = subscriber;
     subscriber = undefined;
     current?.complete();
   };
 
   /** Per partition: the last offset to consume, or nothing when there is nothing to do. */
-  const readDrainTargets = async (): Promise<Map<number, number>> => {
+  const readDrainTargets = (): Promise<Map<number, number>> => withKafkaRetry(async () => {
     const admin = kafka.admin();
     await admin.connect();
     try {
@@ -197,7 +207,7 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     } finally {
       await admin.disconnect();
     }
-  };
+  });
 
   const chunks$ = new Observable<OffsetChunk<SourceMessage>>((observer) => {
     subscriber = observer;
@@ -226,7 +236,7 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     start().catch((error: unknown) => observer.error(error));
     return () => {
       if (subscriber === observer) subscriber = undefined;
-      if (connected) consumer.pause([{ topic: config.topic }]);
+      pauseQuietly();
     };
   });
 
@@ -316,17 +326,35 @@ export function stagedCommitLanded(
 }
 
 /** Reads the group's committed offsets with their metadata (for `stagedCommitLanded`). */
-export async function readCommittedWithMetadata(
+export function readCommittedWithMetadata(
   kafka: Kafka,
   groupId: string,
   topic: string,
 ): Promise<Map<number, { offset: number; metadata: string | null }>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    return new Map((entry?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }]));
-  } finally {
-    await admin.disconnect();
+  return withKafkaRetry(async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return new Map((entry?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }]));
+    } finally {
+      await admin.disconnect();
+    }
+  });
+}
+
+/**
+ * Retries an admin read while the broker says "try again" (a coordinator still loading
+ * after a broker start, a leader moving): kafkajs's admin does not retry all of those.
+ */
+export async function withKafkaRetry<T>(read: () => Promise<T>, attempts = 12): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      const retriable = (error as { retriable?: boolean }).retriable === true || /coordinator|leader|not available/i.test((error as Error).message);
+      if (!retriable || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
+    }
   }
 }
