@@ -8,5 +8,6 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Two cores: the end-to-end suites share one local stack and must not compete for the proxy.
     fileParallelism: false,
+    setupFiles: ['test/support/setup.ts'],
   },
 });

@@ -6,7 +6,7 @@
  * in time, and every process a test starts is stopped by PID.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,6 +147,8 @@ describe('faults', () => {
       output += run.output();
       // Privacy: whatever the crash left in the spool holds anonymized rows only.
       for (const sub of ['batches', 'tmp']) {
+        // A run killed before it opened the spool left no directory yet.
+        if (!existsSync(join(s.spoolDir, sub))) continue;
         for (const name of readdirSync(join(s.spoolDir, sub)).filter((file) => file.endsWith('.batch') || file.endsWith('.staged'))) {
           let parsed;
           try {
