@@ -25,6 +25,12 @@ import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
 import type { Codec } from '../src/domain/batch.ts';
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
 
+// kafkajs 2.2 under Node ≥ 23: a harmless TimeoutNegativeWarning per client; keep the rest.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name !== 'TimeoutNegativeWarning') process.stderr.write(`${warning.name}: ${warning.message}\n`);
+});
+
 const { values } = parseArgs({
   options: {
     minutes: { type: 'string', default: '30' },

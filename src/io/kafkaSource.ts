@@ -231,6 +231,8 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
           checkDrained();
         },
       });
+      // A pause asked for before the consumer ran (a spool already full at start) applies now.
+      applyPause();
       checkDrained();
     };
     start().catch((error: unknown) => observer.error(error));

@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { defer, filter, from, map, merge, mergeMap, Subscription, type Observable } from 'rxjs';
+import { defer, filter, from, map, merge, mergeMap, startWith, Subscription, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -176,7 +176,7 @@ export interface RunningPipeline {
 export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): RunningPipeline {
   const { spool, source, metrics } = deps;
   const log = deps.logger;
-  const backpressure = spool.changed$.subscribe(() => {
+  const backpressure = spool.changed$.pipe(startWith(undefined)).subscribe(() => {
     const { bytes, batches } = spool.stats();
     metrics.spoolBytes.set(bytes);
     metrics.spoolBatches.set(batches);

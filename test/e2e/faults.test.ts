@@ -318,6 +318,19 @@ describe('faults', () => {
     expect(got.every((item) => /^faults_poison\/[0-2]\/\d+$/.test(item.source))).toBe(true);
   });
 
+  it('backpressure: a full spool pauses consumption, a drained one resumes it, nothing is lost', async () => {
+    const s = await scenario('backpressure');
+    const expected = await produce(s, 31, 40_000);
+    const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '128k' });
+    // The smallest spool allowed (1 MiB): ingestion outruns one 128 KiB request a second.
+    const stderr = await drain(s, proxy, { SPOOL_MAX_BYTES: String(1 << 20), PROXY_MAX_BODY_BYTES: String(128 * 1024) });
+    const paused = stderr.split('\n').filter((line) => line.includes('paused consumption') && line.includes('spool-full'));
+    const resumed = stderr.split('\n').filter((line) => line.includes('resumed consumption'));
+    expect(paused.length).toBeGreaterThanOrEqual(1);
+    expect(resumed.length).toBeGreaterThanOrEqual(1);
+    await expectExactlyOnce(s, expected);
+  });
+
   it('SIGTERM: the open batch is persisted and committed, the run exits 0 within seconds, the next run sends it', async () => {
     const s = await scenario('sigterm');
     const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '32k' });
