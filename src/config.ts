@@ -39,7 +39,9 @@ const SETTINGS = {
   CLICKHOUSE_PASSWORD: { schema: z.string(), default: '', form: 'a string' },
   CLICKHOUSE_DATABASE: { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), default: 'default', form: 'a database name ([A-Za-z_][A-Za-z0-9_]*)' },
   PROXY_MIN_INTERVAL_MS: { schema: integer(0, 86_400_000), default: '60000', form: 'milliseconds, an integer from 0 to 86400000' },
-  PROXY_MARGIN_MS: { schema: integer(0, 600_000), default: '1000', form: 'milliseconds, an integer from 0 to 600000' },
+  // nginx keeps its rate in whole milli-requests per second: 1r/m is stored as 16, not
+  // 16.67, so it really passes one request per 62.5 s. 3 s covers that and the transfer.
+  PROXY_MARGIN_MS: { schema: integer(0, 600_000), default: '3000', form: 'milliseconds, an integer from 0 to 600000' },
   PROXY_MAX_BODY_BYTES: { schema: integer(1024, 1 << 30), default: '1048576', form: 'bytes, an integer from 1024 to 1073741824' },
   SPOOL_DIR: { schema: z.string().min(1), default: './var/spool', form: 'a directory path (one per instance)' },
   SPOOL_MAX_BYTES: { schema: integer(1 << 20, Number.MAX_SAFE_INTEGER), default: String(2 * 1024 ** 3), form: 'bytes, an integer ≥ 1048576' },

@@ -102,9 +102,10 @@ export type InsertFailureAction = 'retry' | 'split' | 'quarantine' | 'fatal';
  * 32 ATTEMPT_TO_READ_AFTER_EOF, 33 CANNOT_READ_ALL_DATA, 38 CANNOT_PARSE_DATE,
  * 41 CANNOT_PARSE_DATETIME, 53 TYPE_MISMATCH, 69 ARGUMENT_OUT_OF_BOUND, 70 CANNOT_CONVERT_TYPE,
  * 72 CANNOT_PARSE_NUMBER, 117 INCORRECT_DATA, 128 TOO_LARGE_ARRAY_SIZE (a corrupt Native
- * length), 432 UNKNOWN_CODEC, 441 CANNOT_PARSE_UUID.
+ * length), 432 UNKNOWN_CODEC, 441 CANNOT_PARSE_UUID, 469 VIOLATED_CONSTRAINT (a row the
+ * table's CHECK constraints refuse).
  */
-const DATA_ERROR_CODES: ReadonlySet<number> = new Set([6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 128, 432, 441]);
+const DATA_ERROR_CODES: ReadonlySet<number> = new Set([6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 128, 432, 441, 469]);
 
 /**
  * ClickHouse codes that mean the deployment is wrong (table or column missing, no

@@ -1,11 +1,8 @@
 import { Command } from 'commander';
-import { listQuarantine } from '../io/spool.ts';
+import { listQuarantine, readBatchHeaders } from '../io/spool.ts';
 import { createLogger } from '../io/logger.ts';
 import { openSpool } from './run.ts';
 import { configFrom, withSettings } from './settings.ts';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parseBatchFile } from '../io/spool.ts';
 
 export function spoolCommand(): Command {
   const spool = new Command('spool').description('See and manage the local spool of sealed batches (SPOOL_DIR).');
@@ -68,22 +65,6 @@ interface WaitingBatch {
   readonly sealedAt: string;
 }
 
-/** Read-only: works while `anonymizer run` holds the spool. */
 async function listWaiting(dir: string): Promise<WaitingBatch[]> {
-  let names: string[];
-  try {
-    names = (await readdir(join(dir, 'batches'))).filter((name) => name.endsWith('.batch')).sort();
-  } catch {
-    return [];
-  }
-  const result: WaitingBatch[] = [];
-  for (const name of names) {
-    try {
-      const { header } = parseBatchFile(await readFile(join(dir, 'batches', name)), name);
-      result.push({ name: name.slice(0, -'.batch'.length), token: header.token, rows: header.rowCount, bytes: header.bodyBytes, sealedAt: header.sealedAt });
-    } catch {
-      // Sent and removed while we listed, or unreadable (the run quarantines it at start).
-    }
-  }
-  return result;
+  return (await readBatchHeaders(dir, 'batches')).map(({ name, header }) => ({ name, token: header.token, rows: header.rowCount, bytes: header.bodyBytes, sealedAt: header.sealedAt }));
 }

@@ -12,7 +12,11 @@ import { asyncScheduler, filter, interval, Observable, timer, type SchedulerLike
 export interface ProxySlotsConfig {
   /** The proxy's interval between accepted requests, in ms. Default 60 000 (nginx `rate=1r/m`). */
   readonly minIntervalMs?: number;
-  /** Added to every interval, in ms, to absorb clock granularity and transfer time. Default 1 000. */
+  /**
+   * Added to every interval, in ms. Default 3 000: nginx stores `limit_req` rates in whole
+   * milli-requests per second, so `rate=1r/m` (16.67) becomes 16 and really lets one
+   * request through per 62.5 s; the rest absorbs clock granularity.
+   */
   readonly marginMs?: number;
   /**
    * After a request that used no slot but whose slot we can't predict (a 503 when we
@@ -37,7 +41,7 @@ export class ProxySlots {
 
   constructor(config: ProxySlotsConfig = {}) {
     this.minIntervalMs = config.minIntervalMs ?? 60_000;
-    this.marginMs = config.marginMs ?? 1_000;
+    this.marginMs = config.marginMs ?? 3_000;
     this.probeMs = config.probeMs ?? Math.max(1, Math.round(this.minIntervalMs / 10));
     this.scheduler = config.scheduler ?? asyncScheduler;
     this.#nextAt = this.scheduler.now();

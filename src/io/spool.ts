@@ -485,23 +485,32 @@ export function parseBatchFile(content: Buffer, file: string): { header: SpoolHe
   return { header, body };
 }
 
-export async function listQuarantine(dir: string): Promise<QuarantinedBatch[]> {
-  let names: string[];
+/**
+ * The readable batch files of `<dir>/<sub>`, oldest first, with their headers. Read-only,
+ * so it works while `anonymizer run` holds the spool (a file sent and removed meanwhile
+ * is simply left out).
+ */
+export async function readBatchHeaders(dir: string, sub: 'batches' | 'quarantine'): Promise<Array<{ name: string; header: SpoolHeader }>> {
+  let files: string[];
   try {
-    names = (await readdir(join(dir, 'quarantine'))).filter((name) => name.endsWith('.batch')).sort();
+    files = (await readdir(join(dir, sub))).filter((name) => name.endsWith('.batch')).sort();
   } catch {
     return [];
   }
-  const result: QuarantinedBatch[] = [];
-  for (const file of names) {
-    const name = file.slice(0, -'.batch'.length);
-    const content = await readFile(join(dir, 'quarantine', file));
-    let header: SpoolHeader;
+  const result: Array<{ name: string; header: SpoolHeader }> = [];
+  for (const file of files) {
     try {
-      header = readHeader(content, file);
+      result.push({ name: file.slice(0, -'.batch'.length), header: readHeader(await readFile(join(dir, sub, file)), file) });
     } catch {
-      continue;
+      // gone meanwhile, or unreadable (a run quarantines those at start)
     }
+  }
+  return result;
+}
+
+export async function listQuarantine(dir: string): Promise<QuarantinedBatch[]> {
+  const result: QuarantinedBatch[] = [];
+  for (const { name, header } of await readBatchHeaders(dir, 'quarantine')) {
     let error = { code: 'unknown', message: '(no error file)', at: '' };
     try {
       error = JSON.parse(await readFile(join(dir, 'quarantine', `${name}.error.json`), 'utf8')) as typeof error;

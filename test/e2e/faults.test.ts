@@ -331,6 +331,34 @@ describe('faults', () => {
     await expectExactlyOnce(s, expected);
   });
 
+  it('data ClickHouse refuses: the batch is quarantined, the rest flows; after a fix, spool replay sends it', async () => {
+    const s = await scenario('quarantine');
+    const expected = await produce(s, 32, 3_000);
+    // A CHECK constraint that one record violates: ClickHouse refuses its whole batch (Code: 469).
+    const victim = expected[1_234]!;
+    await chQuery(stack, `ALTER TABLE http_log ADD CONSTRAINT no_victim CHECK resource_id != ${victim.resourceId}`, s.database);
+    const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '32k' });
+    const first = await runCli(['run', '--drain'], s.env(proxy.url), 120_000);
+    expect(first.status, first.stderr.slice(-3000)).toBe(3);
+    expect(first.stderr).toContain('batch(es) are in quarantine');
+    const [stored] = (await chQuery(stack, 'SELECT count() FROM http_log FORMAT TSV', s.database)).trim().split('\t').map(Number);
+    expect(stored ?? 0).toBeGreaterThan(0);
+    expect(stored ?? 0).toBeLessThan(3_000);
+
+    const list = await runCli(['spool', 'list', '--json'], { SPOOL_DIR: s.spoolDir });
+    const entries = list.stdout.trim().split('\n').map((line) => JSON.parse(line) as { state: string; rows: number; error: { code: string } });
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ state: 'quarantined', error: { code: 'ANON_CLICKHOUSE_469' } });
+    expect((stored ?? 0) + entries[0]!.rows).toBe(3_000);
+
+    await chQuery(stack, 'ALTER TABLE http_log DROP CONSTRAINT no_victim', s.database);
+    const replay = await runCli(['spool', 'replay'], { SPOOL_DIR: s.spoolDir, KAFKA_BROKERS: stack.brokers, KAFKA_TOPIC: s.topic, KAFKA_GROUP_ID: `faults-${s.name}` });
+    expect(replay.status, replay.stderr).toBe(0);
+    expect(replay.stdout).toContain('1 batch(es) back in the send queue');
+    await drain(s, proxy);
+    await expectExactlyOnce(s, expected);
+  });
+
   it('SIGTERM: the open batch is persisted and committed, the run exits 0 within seconds, the next run sends it', async () => {
     const s = await scenario('sigterm');
     const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '32k' });
