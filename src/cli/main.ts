@@ -26,6 +26,15 @@ program.addCommand(migrateCommand());
 program.addCommand(produceCommand());
 program.addCommand(inspectCommand());
 program.addCommand(spoolCommand());
+// Commands added with addCommand() do not inherit exitOverride(): without it, commander
+// exits with its own code (1) on a usage error instead of ours (2).
+const overrideExits = (command: Command): void => {
+  for (const sub of command.commands) {
+    sub.exitOverride();
+    overrideExits(sub);
+  }
+};
+overrideExits(program);
 program.addHelpText(
   'after',
   `

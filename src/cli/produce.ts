@@ -1,7 +1,11 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { encodeRecord } from '../domain/encodeRecord.ts';
+import { ConfigError } from '../errors.ts';
+import type { SourceRecord } from '../domain/encodeRecord.ts';
 import { createKafkaProducer } from '../io/kafkaProducer.ts';
+import { realisticRecords } from '../synthetic/realisticDataset.ts';
 import { uniformRecords } from '../synthetic/uniformDataset.ts';
+import type { DatasetOptions } from '../synthetic/uniformDataset.ts';
 import { configFrom, withSettings } from './settings.ts';
 
 const positive = (name: string) => (value: string): number => {
@@ -9,6 +13,23 @@ const positive = (name: string) => (value: string): number => {
   if (!Number.isFinite(number) || number <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
   return number;
 };
+
+/** The generators `--dataset` chooses from (README "Datasets" describes their distributions). */
+const DATASETS: Readonly<Record<string, (options: DatasetOptions) => Generator<SourceRecord>>> = {
+  uniform: uniformRecords,
+  realistic: realisticRecords,
+};
+
+/**
+ * Checked while commander parses, so that a wrong name gets commander's own error line
+ * and usage hint (an InvalidArgumentError thrown later, inside the action, exits 2 silently).
+ */
+function datasetName(value: string): string {
+  if (!Object.hasOwn(DATASETS, value)) {
+    throw new InvalidArgumentError(`--dataset must be one of ${Object.keys(DATASETS).join(', ')}`);
+  }
+  return value;
+}
 
 /** Messages per Kafka produce request: large enough to be cheap, small enough to pace smoothly. */
 const SEND_BATCH = 500;
@@ -19,7 +40,7 @@ export function produceCommand(): Command {
     .option('--rate <records/s>', 'records per second (the reference producer: 200)', positive('--rate'), 200)
     .requiredOption('--count <n>', 'how many records to write', positive('--count'))
     .option('--seed <n>', 'PRNG seed: the same seed writes the same records', '1')
-    .option('--dataset <name>', 'uniform: the prior art generator', 'uniform')
+    .option('--dataset <name>', 'uniform: the prior art generator; realistic: skewed CDN traffic (Zipf resources, URLs and /24s)', datasetName, 'uniform')
     .option('--start <ms>', 'timestamp of the first record, ms since the epoch (default: now)');
   withSettings(command, ['KAFKA_BROKERS', 'KAFKA_TOPIC']);
   command.addHelpText(
@@ -27,15 +48,16 @@ export function produceCommand(): Command {
     `
 Examples:
   anonymizer produce --count 10000                 10k records at 200/s
-  anonymizer produce --rate 5000 --count 100000 --seed 7`,
+  anonymizer produce --rate 5000 --count 100000 --seed 7
+  anonymizer produce --dataset realistic --count 10000   skewed traffic instead of uniform noise`,
   );
   command.action(async (options: { rate: number; count: number; seed: string; dataset: string; start?: string }, self: Command) => {
     const config = configFrom(self);
-    if (options.dataset !== 'uniform') throw new InvalidArgumentError(`--dataset must be uniform (got ${JSON.stringify(options.dataset)})`);
-    if (!/^\d+$/.test(options.seed)) throw new InvalidArgumentError('--seed must be a non-negative integer');
+    const generate = DATASETS[datasetName(options.dataset)]!;
+    if (!/^\d+$/.test(options.seed)) throw new ConfigError('--seed', `--seed must be a non-negative integer (got ${JSON.stringify(options.seed)})`);
     const count = Math.floor(options.count);
     const startMillis = options.start === undefined ? Date.now() : Number(options.start);
-    const records = uniformRecords({ seed: BigInt(options.seed), startMillis, rate: options.rate });
+    const records = generate({ seed: BigInt(options.seed), startMillis, rate: options.rate });
     const producer = await createKafkaProducer({ brokers: config.kafkaBrokers, topic: config.kafkaTopic });
     const began = Date.now();
     const tty = process.stderr.isTTY;

@@ -133,8 +133,13 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
   // A signal ended the run: its handler finishes the stop and exits.
   if (stopping) await new Promise(() => {});
   const quarantined = (await spool.listQuarantine()).length;
-  logger.info({ seconds: Math.round((Date.now() - started) / 100) / 10, quarantined }, 'drained: everything consumed at start is stored and committed');
-  if (quarantined > 0) {
+  const handedBack = source.discarded();
+  logger.info({ seconds: Math.round((Date.now() - started) / 100) / 10, quarantined, handedBack }, 'drained: everything consumed at start is stored and committed');
+  if (handedBack > 0) {
+    // A rebalance made some batches go back to Kafka uncommitted: they were not stored by this run.
+    process.stderr.write(`anonymizer: ${handedBack} batch(es) were handed back to Kafka after a rebalance; run --drain again to store them\n`);
+    process.exitCode = 1;
+  } else if (quarantined > 0) {
     process.stderr.write(`anonymizer: drained, but ${quarantined} batch(es) are in quarantine (see \`anonymizer spool list\`)\n`);
     process.exitCode = 3;
   }

@@ -51,15 +51,21 @@ export interface DecodedChunk<T> extends OffsetChunk<T> {
   readonly rejected: readonly RejectedMessage[];
 }
 
-export type SealReason = 'size' | 'proxy-ready' | 'end-of-input';
+export type SealReason = 'size' | 'proxy-ready' | 'end-of-input' | 'rebalance';
 
 /** Rows gathered for one insert, not yet encoded. */
 export interface RowBatch<T = HttpLogRow> {
   readonly rows: readonly T[];
   readonly offsets: PartitionOffsets;
   readonly reason: SealReason;
-  /** The oldest generation among its chunks (see `OffsetChunk.generation`). */
+  /** The consumer-group generation of its chunks (a batch never mixes two; see `OffsetChunk.generation`). */
   readonly generation?: number;
+  /**
+   * Where each row came from, when the chunks said (`itemOffsets`): `partitions[i]` and
+   * `offsets[i]` for `rows[i]`. Lets a batch split later give each part exactly the
+   * offsets of its own rows.
+   */
+  readonly rowOffsets?: { readonly partitions: readonly number[]; readonly offsets: readonly number[] };
 }
 
 export type Codec = 'br' | 'zstd' | 'gzip' | 'none';

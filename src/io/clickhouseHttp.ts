@@ -94,7 +94,9 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
       return post({ ...settings }, sql, { 'content-type': 'text/plain; charset=utf-8' });
     },
     async close() {
-      await dispatcher.close();
+      // Not close(), which waits for a request in flight: on shutdown an unanswered insert
+      // is sent again, with the same token, by the next run.
+      await dispatcher.destroy();
     },
   };
 }

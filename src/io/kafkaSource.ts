@@ -18,7 +18,7 @@
  * - Drain mode reads the high-water marks at start and completes once they are reached.
  *   `stop()` completes the chunk stream at once (graceful shutdown).
  */
-import { Kafka, logLevel as KafkaLogLevel, type Consumer, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel as KafkaLogLevel, type Admin, type Consumer, type LogEntry } from 'kafkajs';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
 import type { OffsetChunk, PartitionOffsets, SourceMessage } from '../domain/batch.ts';
@@ -66,6 +66,8 @@ export interface KafkaSource {
   lag(): ReadonlyMap<number, number>;
   /** Messages handed over and not yet committed. */
   outstanding(): number;
+  /** Batches whose commit was refused (their records are read again by their owner). */
+  discarded(): number;
   pause(reason: string): void;
   resume(reason: string): void;
   /** Completes `chunks$` now, fetching no more. */
@@ -75,6 +77,15 @@ export interface KafkaSource {
 
 /** kafkajs errors meaning "this member's view of the group is stale": the commit must not happen. */
 const STALE_GROUP_ERRORS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
+
+/** kafkajs wraps the broker's error in `KafkaJSNonRetriableError`; the type sits on a `cause`. */
+export function isStaleGroupError(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    const type = (current as { type?: string }).type;
+    if (type !== undefined && STALE_GROUP_ERRORS.has(type)) return true;
+  }
+  return false;
+}
 
 export function createKafkaClient(brokers: readonly string[], clientId: string, log: Logger): Kafka {
   return new Kafka({
@@ -105,9 +116,13 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
   let paused = false;
   let connected = false;
   let generation = 0;
-  /** Per assigned partition: the committed offset when this member got it (-1: none). */
+  /**
+   * Per partition: the first offset this member was handed in the current generation, i.e.
+   * where it started reading. Recorded in every commit (`CommitMetadata.s`).
+   */
   let since = new Map<number, number>();
-  let sinceReady: Promise<void> = Promise.resolve();
+  let discarded = 0;
+  const admin = kafka.admin();
   let subscriber: Subscriber<OffsetChunk<SourceMessage>> | undefined;
 
   const outstanding = (): number => {
@@ -116,31 +131,26 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     return total;
   };
 
-  const applyPause = (): void => {
-    const overOutstanding = outstanding() > maxOutstanding;
-    const shouldPause = pauseReasons.size > 0 || overOutstanding;
-    if (shouldPause === paused) return;
-    paused = shouldPause;
-    if (paused) {
-      consumer.pause([{ topic: config.topic }]);
-      log.info({ reasons: [...pauseReasons], outstanding: outstanding() }, 'paused consumption');
-    } else {
-      consumer.resume([{ topic: config.topic }]);
-      log.info({ outstanding: outstanding() }, 'resumed consumption');
-    }
-  };
-
-  const readCommitted = (partitions: readonly number[]): Promise<Map<number, number>> => withKafkaRetry(async () => {
-    const admin = kafka.admin();
-    await admin.connect();
+  /**
+   * Pauses or resumes to match the reasons. `force` re-applies the state even if it looks
+   * unchanged: kafkajs keeps its own pause state across a rebalance but loses it when it
+   * restarts the consumer. pause()/resume() throw while kafkajs has no group (before run(),
+   * during a restart): the state is then applied on the next call.
+   */
+  const applyPause = (force = false): void => {
+    const shouldPause = pauseReasons.size > 0 || outstanding() > maxOutstanding;
+    if (!connected || (shouldPause === paused && !force)) return;
     try {
-      const [entry] = await admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] });
-      const byPartition = new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
-      return new Map(partitions.map((p) => [p, byPartition.get(p) ?? -1]));
-    } finally {
-      await admin.disconnect();
+      if (shouldPause) consumer.pause([{ topic: config.topic }]);
+      else consumer.resume([{ topic: config.topic }]);
+    } catch {
+      return;
     }
-  });
+    if (shouldPause !== paused) {
+      log.info({ reasons: [...pauseReasons], outstanding: outstanding() }, shouldPause ? 'paused consumption' : 'resumed consumption');
+    }
+    paused = shouldPause;
+  };
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     generation++;
@@ -148,14 +158,17 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     handedOver.clear();
     committed.clear();
     lag.clear();
+    since = new Map();
     log.info({ generation, partitions: assigned, leader: event.payload.isLeader }, 'joined the consumer group');
-    // Where this member starts each partition: recorded in every commit it makes.
-    sinceReady = readCommitted(assigned).then(
-      (offsets) => {
-        since = offsets;
-      },
-      (error: unknown) => log.warn({ err: (error as Error).message }, 'could not read committed offsets after joining'),
-    );
+    applyPause(true);
+  });
+
+  // A crash kafkajs does not restart from (bad credentials, a non-retriable error) would
+  // otherwise stop consumption without a word.
+  consumer.on(consumer.events.CRASH, (event) => {
+    const { error, restart } = event.payload;
+    log.warn({ err: error.message, restart }, 'the Kafka consumer crashed');
+    if (!restart) subscriber?.error(error);
   });
 
   let drainTargets: Map<number, number> | undefined;
@@ -188,9 +201,8 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
 
   /** Per partition: the last offset to consume, or nothing when there is nothing to do. */
   const readDrainTargets = (): Promise<Map<number, number>> => withKafkaRetry(async () => {
-    const admin = kafka.admin();
-    await admin.connect();
     try {
+      await admin.connect();
       const [topicOffsets, groupOffsets] = await Promise.all([
         admin.fetchTopicOffsets(config.topic),
         admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] }),
@@ -204,8 +216,9 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
       }
       log.info({ targets: Object.fromEntries(targets) }, 'drain: consuming up to the high-water marks seen at start');
       return targets;
-    } finally {
-      await admin.disconnect();
+    } catch (error) {
+      await admin.disconnect().catch(() => {});
+      throw error;
     }
   });
 
@@ -224,7 +237,9 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
           const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
           const lastOffset = Number(batch.lastOffset());
           handedOver.set(partition, lastOffset);
-          if (!committed.has(partition)) committed.set(partition, Number(batch.firstOffset() ?? lastOffset) - 1);
+          const first = Number(batch.firstOffset() ?? lastOffset);
+          if (!committed.has(partition)) committed.set(partition, first - 1);
+          if (!since.has(partition)) since.set(partition, first);
           lag.set(partition, Math.max(0, Number(batch.highWatermark) - 1 - lastOffset));
           subscriber.next({ partition, items, lastOffset, generation });
           applyPause();
@@ -245,11 +260,12 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
   return {
     chunks$,
     async commit(batch, instanceId) {
-      await sinceReady;
       // Checked right before the request: after a rebalance, kafkajs reads every partition
       // again from its committed offset, so data of an older generation must not be committed.
       if (batch.generation !== undefined && batch.generation !== generation) {
         log.warn({ token: batch.token, batchGeneration: batch.generation, generation }, 'not committing a batch read before the latest rebalance: its records are read again');
+        discarded++;
+        applyPause(true);
         return false;
       }
       const generationAtCommit = generation;
@@ -260,24 +276,32 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
       try {
         await consumer.commitOffsets(topicPartitions);
       } catch (error) {
-        const type = (error as { type?: string }).type;
-        if (type !== undefined && STALE_GROUP_ERRORS.has(type)) {
-          log.warn({ token: batch.token, type }, 'commit refused after a rebalance: its records are read again by their owner');
+        if (isStaleGroupError(error)) {
+          log.warn({ token: batch.token, err: (error as Error).message }, 'commit refused after a rebalance: its records are read again by their owner');
+          discarded++;
+          applyPause(true);
           return false;
         }
         throw error;
       }
+      // kafkajs resolves commitOffsets without sending anything while its consumer is
+      // restarting, and a rebalance may land in the middle: ask the broker what it has.
+      const landed = stagedCommitLanded([...batch.offsets], await readCommittedWithMetadata(kafka, config.groupId, config.topic, admin), instanceId);
+      if (!landed) {
+        log.warn({ token: batch.token }, 'the commit did not land: its records are read again');
+        discarded++;
+        applyPause(true);
+        return false;
+      }
       if (generation !== generationAtCommit) {
-        // The group rebalanced while the commit was in flight and the commit still landed:
-        // kept (dropping it would lose the records if the new positions start past them),
-        // at the risk of a duplicate. See docs/guarantees.md.
-        log.warn({ token: batch.token }, 'a rebalance completed while this commit was in flight');
+        log.warn({ token: batch.token }, 'a rebalance completed while this commit was in flight; the commit landed');
       }
       for (const [partition, offset] of batch.offsets) committed.set(partition, Math.max(committed.get(partition) ?? -1, offset));
       applyPause();
       checkDrained();
       return true;
     },
+    discarded: () => discarded,
     isCaughtUp() {
       for (const value of lag.values()) if (value > 0) return false;
       return true;
@@ -296,6 +320,7 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     async close() {
       if (connected) await consumer.disconnect();
       connected = false;
+      await admin.disconnect();
     },
   };
 }
@@ -327,20 +352,24 @@ export function stagedCommitLanded(
   return true;
 }
 
-/** Reads the group's committed offsets with their metadata (for `stagedCommitLanded`). */
+/**
+ * Reads the group's committed offsets with their metadata (for `stagedCommitLanded`).
+ * With `admin`, that (kept connected) client is used; otherwise a short-lived one.
+ */
 export function readCommittedWithMetadata(
   kafka: Kafka,
   groupId: string,
   topic: string,
+  admin?: Admin,
 ): Promise<Map<number, { offset: number; metadata: string | null }>> {
   return withKafkaRetry(async () => {
-    const admin = kafka.admin();
-    await admin.connect();
+    const client = admin ?? kafka.admin();
     try {
-      const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      await client.connect();
+      const [entry] = await client.fetchOffsets({ groupId, topics: [topic] });
       return new Map((entry?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }]));
     } finally {
-      await admin.disconnect();
+      if (!admin) await client.disconnect();
     }
   });
 }

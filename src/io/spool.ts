@@ -209,6 +209,8 @@ export class Spool {
   /** The commit failed: the records will be read again from Kafka, so the staged copy goes. */
   async discard(staged: StagedBatch): Promise<void> {
     await rm(staged.file, { force: true });
+    // Durably gone: after a power loss it must not come back and be published.
+    await this.#syncDir(join(this.dir, 'tmp'));
   }
 
   /** Stages and publishes at once: for batches whose offsets need no commit (split parts). */
@@ -350,7 +352,9 @@ export class Spool {
         this.#log.warn({ file: name }, 'spool: discarded a half-written file left by a crash (its offsets were never committed)');
         continue;
       }
-      const decision = this.#resolveStaged ? await this.#resolveStaged(header, this.#instanceId) : 'publish';
+      // A staged part of a split: the split did not finish, and its parent is still queued
+      // (settled above), so the part goes; the split is redone if the proxy refuses again.
+      const decision = header.parent ? 'discard' : this.#resolveStaged ? await this.#resolveStaged(header, this.#instanceId) : 'publish';
       if (decision === 'publish') await this.publish({ file, header });
       else await rm(file, { force: true });
       this.#log.warn({ token: header.token, rows: header.rowCount, decision }, 'spool: settled a staged batch left by a crash');

@@ -47,6 +47,20 @@ describe('encodeBatches', () => {
     expect(oversize).toEqual([6]);
   });
 
+  it('with row offsets, each part of a split claims its own rows, the last part the rest of the span', () => {
+    newTestScheduler().run(({ cold, expectObservable }) => {
+      const withOffsets: RowBatch = {
+        ...batch(['/a', '/b', '/c', '/d', '/e', '/f'], [[0, 30], [1, 9]]),
+        rowOffsets: { partitions: [0, 1, 0, 0, 1, 0], offsets: [10, 5, 11, 12, 6, 20] },
+      };
+      const result = cold('a|', { a: withOffsets }).pipe(encodeBatches(config({}, cold)));
+      expectObservable(result).toBe('------(xy|)', {
+        x: { token: 't1', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, offsets: new Map([[0, 11], [1, 5]]) },
+        y: { token: 't2', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, offsets: new Map([[0, 30], [1, 9]]) },
+      });
+    });
+  });
+
   it('a batch with no rows becomes an empty sealed batch at once, keeping its offsets', () => {
     newTestScheduler().run(({ cold, expectObservable }) => {
       const source = cold('a|', { a: batch([], [[2, 4]]) });

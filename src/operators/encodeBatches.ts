@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { concat, concatMap, defer, from, mergeMap, of, tap, throwError, toArray, type Observable, type ObservableInput, type OperatorFunction } from 'rxjs';
-import type { Codec, RowBatch, SealedBatch, SealReason } from '../domain/batch.ts';
+import { mergeOffsets, type Codec, type PartitionOffsets, type RowBatch, type SealedBatch, type SealReason } from '../domain/batch.ts';
 import type { HttpLogRow } from '../domain/httpLogRow.ts';
 
 export interface EncodeBatchesConfig {
@@ -21,14 +21,18 @@ export interface EncodeBatchesConfig {
 
 interface Part {
   readonly body: Uint8Array;
-  readonly rows: number;
+  /** The rows it holds: `rows.slice(start, end)` of its batch. */
+  readonly start: number;
+  readonly end: number;
   readonly raw: number;
 }
 
 /**
  * Encodes and compresses each batch into a sealed insert body, in order. A body that
- * comes out over `maxBodyBytes` is split in halves until every part fits; only the last
- * part carries the batch's offsets, so commits wait until every part is stored.
+ * comes out over `maxBodyBytes` is split in halves until every part fits. When the batch
+ * knows where each row came from (`rowOffsets`), each part claims exactly the offsets of
+ * its own rows and the last part the rest of the batch's span; otherwise only the last
+ * part carries the batch's offsets.
  *
  * ```
  * batches:  -a-----b-------|
@@ -41,27 +45,36 @@ interface Part {
 export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<RowBatch, SealedBatch> {
   const newToken = config.newToken ?? randomUUID;
 
-  const encodeFitting = (rows: readonly HttpLogRow[]): Observable<Part> =>
+  const encodeFitting = (rows: readonly HttpLogRow[], start: number, end: number): Observable<Part> =>
     defer(() => {
-      const raw = config.encode(rows);
+      const raw = config.encode(rows.slice(start, end));
       return from(config.compress(raw)).pipe(
         mergeMap((body): Observable<Part> => {
-          if (body.byteLength <= config.maxBodyBytes) return of({ body, rows: rows.length, raw: raw.byteLength });
-          if (rows.length <= 1) {
+          if (body.byteLength <= config.maxBodyBytes) return of({ body, start, end, raw: raw.byteLength });
+          if (end - start <= 1) {
             return throwError(() => new RangeError(`one row compresses to ${body.byteLength} bytes, over the proxy's body limit of ${config.maxBodyBytes}`));
           }
-          config.onOversize?.(rows.length, body.byteLength);
-          const half = Math.ceil(rows.length / 2);
-          return concat(encodeFitting(rows.slice(0, half)), encodeFitting(rows.slice(half)));
+          config.onOversize?.(end - start, body.byteLength);
+          const middle = start + Math.ceil((end - start) / 2);
+          return concat(encodeFitting(rows, start, middle), encodeFitting(rows, middle, end));
         }),
       );
     });
+
+  /** The offsets part `part` may claim: its own rows' when known, and the batch's whole span for the last part. */
+  const offsetsOf = (batch: RowBatch, part: Part, last: boolean): PartitionOffsets => {
+    if (last) return batch.offsets;
+    if (!batch.rowOffsets) return new Map();
+    const claimed = new Map<number, number>();
+    for (let i = part.start; i < part.end; i++) mergeOffsets(claimed, batch.rowOffsets.partitions[i]!, batch.rowOffsets.offsets[i]!);
+    return claimed;
+  };
 
   return concatMap((batch) => {
     if (batch.rows.length === 0) {
       return of<SealedBatch>({ token: newToken(), body: new Uint8Array(0), format: 'Native', codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets, ...generationOf(batch) });
     }
-    return encodeFitting(batch.rows).pipe(
+    return encodeFitting(batch.rows, 0, batch.rows.length).pipe(
       toArray(),
       concatMap((parts) =>
         parts.map(
@@ -70,9 +83,9 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
             body: part.body,
             format: 'Native',
             codec: config.codec,
-            rowCount: part.rows,
+            rowCount: part.end - part.start,
             uncompressedBytes: part.raw,
-            offsets: index === parts.length - 1 ? batch.offsets : new Map(),
+            offsets: offsetsOf(batch, part, index === parts.length - 1),
             ...generationOf(batch),
           }),
         ),

@@ -64,8 +64,8 @@ describe('sealBatches', () => {
       const big: OffsetChunk<string> = { partition: 2, items: ['p', 'q', 'r'], itemOffsets: [10, 12, 14], lastOffset: 15 };
       const source = cold('-s-|', { s: big });
       expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 2, sizeOf: () => 1 }))).toBe('-x-(y|)', {
-        x: batch(['p', 'q'], [[2, 12]], 'size'),
-        y: batch(['r'], [[2, 15]], 'end-of-input'),
+        x: { ...batch(['p', 'q'], [[2, 12]], 'size'), rowOffsets: { partitions: [2, 2], offsets: [10, 12] } },
+        y: { ...batch(['r'], [[2, 15]], 'end-of-input'), rowOffsets: { partitions: [2], offsets: [14] } },
       });
     });
   });
@@ -136,16 +136,29 @@ describe('sealBatches', () => {
 });
 
 describe('sealBatches and consumer generations', () => {
-  it('a batch carries the oldest generation of the chunks it holds', () => {
+  it('a chunk of a new generation seals the open batch first: a batch never mixes generations', () => {
     scheduler().run(({ cold, expectObservable }) => {
       const source = cold('-a-b-c-|', {
         a: { partition: 0, items: ['a'], lastOffset: 0, generation: 1 },
         b: { partition: 1, items: ['b'], lastOffset: 0, generation: 2 },
         c: { partition: 1, items: ['c'], lastOffset: 1, generation: 2 },
       });
-      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 2, sizeOf: () => 1 }))).toBe('-----x-(y|)', {
-        x: { rows: ['a', 'b'], offsets: new Map([[0, 0], [1, 0]]), reason: 'size', generation: 1 },
-        y: { rows: ['c'], offsets: new Map([[1, 1]]), reason: 'end-of-input', generation: 2 },
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 5, sizeOf: () => 1 }))).toBe('---x---(y|)', {
+        x: { rows: ['a'], offsets: new Map([[0, 0]]), reason: 'rebalance', generation: 1 },
+        y: { rows: ['b', 'c'], offsets: new Map([[1, 1]]), reason: 'end-of-input', generation: 2 },
+      });
+    });
+  });
+
+  it('keeps where each row came from when the chunks say', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a-b-|', {
+        a: { partition: 0, items: ['a', 'b'], itemOffsets: [4, 6], lastOffset: 7 },
+        b: { partition: 2, items: ['c'], itemOffsets: [9], lastOffset: 9 },
+      });
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 2, sizeOf: () => 1 }))).toBe('---x-(y|)', {
+        x: { rows: ['a', 'b'], offsets: new Map([[0, 7]]), reason: 'size', rowOffsets: { partitions: [0, 0], offsets: [4, 6] } },
+        y: { rows: ['c'], offsets: new Map([[2, 9]]), reason: 'end-of-input', rowOffsets: { partitions: [2], offsets: [9] } },
       });
     });
   });

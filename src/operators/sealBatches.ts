@@ -43,16 +43,29 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       let bytes = 0;
       let offsets = new Map<number, number>();
       let generation: number | undefined;
+      let rowPartitions: number[] = [];
+      let rowOffsetValues: number[] = [];
+      // Row offsets are kept only while every chunk so far carried them.
+      let rowOffsetsKnown = true;
       const capOf = (): number => (typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes);
       let cap = capOf();
 
       const seal = (reason: SealReason): void => {
         if (rows.length === 0 && offsets.size === 0) return;
-        const batch: Batch = generation === undefined ? { rows, offsets, reason } : { rows, offsets, reason, generation };
+        const batch: Batch = {
+          rows,
+          offsets,
+          reason,
+          ...(generation === undefined ? {} : { generation }),
+          ...(rowOffsetsKnown && rows.length > 0 ? { rowOffsets: { partitions: rowPartitions, offsets: rowOffsetValues } } : {}),
+        };
         rows = [];
         bytes = 0;
         offsets = new Map();
         generation = undefined;
+        rowPartitions = [];
+        rowOffsetValues = [];
+        rowOffsetsKnown = true;
         cap = capOf();
         subscriber.next(batch);
       };
@@ -64,20 +77,29 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
 
       const sourceSubscription = source.subscribe({
         next: (chunk) => {
-          const oldest = (): void => {
-            if (chunk.generation !== undefined) generation = Math.min(generation ?? chunk.generation, chunk.generation);
-          };
+          // After a rebalance the consumer reads again from the committed offsets, and a
+          // batch of the old generation will be refused at commit: never let it take rows of
+          // the new generation with it.
+          if (chunk.generation !== undefined && generation !== undefined && chunk.generation !== generation) seal('rebalance');
+          if (chunk.generation !== undefined) generation = chunk.generation;
+          if (chunk.itemOffsets === undefined && chunk.items.length > 0) rowOffsetsKnown = false;
           chunk.items.forEach((item, index) => {
             const size = config.sizeOf(item);
             if (rows.length > 0 && bytes + size > cap) seal('size');
+            if (chunk.generation !== undefined) generation = chunk.generation;
             rows.push(item);
             bytes += size;
-            oldest();
             const offset = chunk.itemOffsets?.[index];
-            if (offset !== undefined) mergeOffsets(offsets, chunk.partition, offset);
+            if (offset !== undefined) {
+              mergeOffsets(offsets, chunk.partition, offset);
+              rowPartitions.push(chunk.partition);
+              rowOffsetValues.push(offset);
+            } else if (rows.length === 1) {
+              // A new batch that starts inside a chunk without item offsets.
+              rowOffsetsKnown = false;
+            }
           });
           mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
-          oldest();
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => {

@@ -199,7 +199,10 @@ export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): Ru
   });
 
   const ingestSubscription = defer(() => ingestion(deps)).subscribe({
-    error: (error: unknown) => fail(error),
+    error: (error: unknown) => {
+      ingestDone();
+      fail(error);
+    },
     complete: () => {
       ingestDone();
       if (options.drain) spool.endOfInput();

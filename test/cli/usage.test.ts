@@ -1,0 +1,37 @@
+/** The command line as a user meets it: help, and one-line errors with exit code 2. */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { BIN } from '../support/e2eStack.ts';
+
+const run = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
+
+describe('anonymizer command line', () => {
+  it('--help lists every command', () => {
+    const result = run(['--help']);
+    expect(result.status).toBe(0);
+    for (const command of ['run', 'migrate', 'produce', 'inspect', 'spool']) expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+  });
+
+  it.each([['run'], ['migrate'], ['produce'], ['inspect'], ['spool'], ['spool', 'list'], ['spool', 'replay']])('%s --help has examples', (...command) => {
+    const result = run([...command, '--help']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('Usage: anonymizer');
+    if (command.join(' ') !== 'spool list' && command.join(' ') !== 'spool replay') expect(result.stdout).toContain('Examples:');
+  });
+
+  it.each([
+    [['run'], { PROXY_MIN_INTERVAL_MS: 'soon' }, 'anonymizer: PROXY_MIN_INTERVAL_MS must be milliseconds, an integer from 0 to 86400000 (got "soon")'],
+    [['run', '--kafka-brokers', 'nohost'], {}, 'anonymizer: KAFKA_BROKERS must be a comma-separated list of host:port (got "nohost")'],
+    [['migrate'], { CLICKHOUSE_URL: 'localhost:8123' }, 'anonymizer: CLICKHOUSE_URL must be an http:// or https:// URL (got "localhost:8123")'],
+    [['produce', '--count', '5', '--seed', 'abc'], {}, 'anonymizer: --seed must be a non-negative integer (got "abc")'],
+  ])('%o with %o: one line, exit code 2, no stack trace', (args, env, line) => {
+    const result = run(args, env);
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe(line);
+  });
+
+  it('a usage error (unknown option, bad choice) exits 2', () => {
+    expect(run(['produce', '--count', '1', '--dataset', 'nope']).status).toBe(2);
+    expect(run(['run', '--no-such-flag']).status).toBe(2);
+  });
+});
