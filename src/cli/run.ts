@@ -97,7 +97,28 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
     { drain },
   );
 
+  // One status line a minute: is it keeping up, and is memory flat?
+  const status = setInterval(() => {
+    const memory = process.memoryUsage();
+    const mib = (bytes: number) => Math.round(bytes / 1048576);
+    logger.info(
+      {
+        spool: spool.stats(),
+        lag: Object.fromEntries(source.lag()),
+        nextSlotInMs: slots.msUntilNext(),
+        rssMiB: mib(memory.rss),
+        heapUsedMiB: mib(memory.heapUsed),
+        heapTotalMiB: mib(memory.heapTotal),
+        externalMiB: mib(memory.external),
+        arrayBuffersMiB: mib(memory.arrayBuffers),
+      },
+      'status',
+    );
+  }, 60_000);
+  status.unref();
+
   const close = async (): Promise<void> => {
+    clearInterval(status);
     await Promise.allSettled([source.close(), deadLetters.close(), clickhouse.close()]);
     await spool.close();
   };

@@ -156,4 +156,21 @@ describe('anonymizer run --drain through the real proxy', () => {
     expect(requests.every((request) => request.requestLength <= 48 * 1024 + 2_048)).toBe(true);
     console.info(`e2e paced: 6000 records, ${requests.length} requests, ${(6000 / requests.length).toFixed(0)} rows/request, ${run.seconds.toFixed(1)} s for run --drain`);
   });
+
+  it('migrate through the proxy takes one slot per statement, waiting (with a countdown) for each', async () => {
+    const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '1m' });
+    await chQuery(stack, 'CREATE DATABASE IF NOT EXISTS e2e_migrate');
+    const migrate = await runCli(['migrate'], { CLICKHOUSE_URL: proxy.url, CLICKHOUSE_DATABASE: 'e2e_migrate', PROXY_MIN_INTERVAL_MS: '1000', PROXY_MARGIN_MS: '100' });
+    expect(migrate.status, migrate.stderr).toBe(0);
+    expect(migrate.stderr).toContain("waiting for the proxy's next slot");
+    expect(migrate.stderr).toMatch(/applied 3\/3/);
+    const tables = (await chQuery(stack, "SELECT name FROM system.tables WHERE database = 'e2e_migrate' ORDER BY name FORMAT TSV")).trim().split('\n');
+    expect(tables).toEqual(['http_log', 'http_log_totals_1m', 'http_log_totals_1m_mv']);
+    const accepted = readAccessLog(proxy.accessLog).filter((line) => line.status === 200);
+    expect(accepted).toHaveLength(3);
+    for (let i = 1; i < accepted.length; i++) expect(accepted[i]!.startMs - accepted[i - 1]!.startMs).toBeGreaterThanOrEqual(1_000);
+    // Idempotent: a second run changes nothing and succeeds.
+    const again = await runCli(['migrate'], { CLICKHOUSE_URL: stack.clickhouseUrl, CLICKHOUSE_DATABASE: 'e2e_migrate' });
+    expect(again.status, again.stderr).toBe(0);
+  });
 });
