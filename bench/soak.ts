@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../stack/index.ts';
 import { compress, DEFAULT_LEVEL } from '../src/encode/compress.ts';
-import { encodeNative } from '../src/encode/nativeFormat.ts';
+import { encodeInsertBody } from '../src/encode/insertBody.ts';
 import { anonymizeAddress } from '../src/domain/anonymizeAddress.ts';
 import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
 import type { Codec } from '../src/domain/batch.ts';
@@ -77,7 +77,7 @@ async function rowsPerRequest(): Promise<number> {
   let high = rows.length;
   while (high - low > Math.max(50, low / 200)) {
     const middle = Math.floor((low + high) / 2);
-    const size = (await compress(codec, level, encodeNative(rows.slice(0, middle)))).byteLength;
+    const size = (await compress(codec, level, encodeInsertBody(rows.slice(0, middle)))).byteLength;
     if (size <= maxBodyBytes) low = middle;
     else high = middle;
   }

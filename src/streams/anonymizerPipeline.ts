@@ -18,7 +18,8 @@ import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
 import type { ProxySlots } from '../domain/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
-import { decodeNative, encodeNative, nativeRowSize } from '../encode/nativeFormat.ts';
+import { encodeInsertBody } from '../encode/insertBody.ts';
+import { decodeNative, nativeRowSize } from '../encode/nativeFormat.ts';
 import { AnonymizerError } from '../errors.ts';
 import type { ClickHouseClient } from '../io/clickhouseHttp.ts';
 import type { DeadLetterSink } from '../io/deadLetterSink.ts';
@@ -84,7 +85,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
     anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
     sealBatches({ proxyReady$, maxBytes: () => deps.maxBodyBytes * ratio, sizeOf: nativeRowSize }),
     encodeBatches({
-      encode: encodeNative,
+      encode: encodeInsertBody,
       compress: deps.compress,
       codec: deps.codec,
       maxBodyBytes: deps.maxBodyBytes,
@@ -148,7 +149,7 @@ async function splitInHalves(deps: PipelineDeps, batch: SpooledBatch): Promise<v
   const half = Math.ceil(rows.length / 2);
   const parts: SealedBatch[] = [];
   for (const [index, slice] of [rows.slice(0, half), rows.slice(half)].entries()) {
-    const raw = encodeNative(slice);
+    const raw = encodeInsertBody(slice);
     parts.push({
       // Derived, not random: a split redone after a crash sends the same tokens again.
       token: `${batch.token}-${index}`,
