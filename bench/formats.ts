@@ -6,6 +6,7 @@
  * as plain String, as the prior art does.
  */
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
+import { varintLength } from '../src/encode/nativeFormat.ts';
 
 const encoder = new TextEncoder();
 
@@ -45,14 +46,6 @@ export function encodeRowBinary(rows: readonly HttpLogRow[]): Uint8Array {
   return bytes;
 }
 
-function varintLength(value: number): number {
-  let length = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    length++;
-  }
-  return length;
-}
 
 /**
  * JSONEachRow, one object per line, as log shippers' ClickHouse sinks send it.

@@ -20,7 +20,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../stack/index.ts';
 import { compress, DEFAULT_LEVEL } from '../src/encode/compress.ts';
 import { encodeInsertBody } from '../src/encode/insertBody.ts';
-import { anonymizeAddress } from '../src/domain/anonymizeAddress.ts';
+import { storedRowOf } from '../src/synthetic/storedRow.ts';
 import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
 import type { Codec } from '../src/domain/batch.ts';
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
@@ -69,10 +69,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function rowsPerRequest(): Promise<number> {
   const generator = uniformRecords({ seed: 99n, startMillis: Date.now(), rate: 1_000 });
   const rows: HttpLogRow[] = [];
-  for (let i = 0; i < 80_000; i++) {
-    const { remoteAddr, timestampEpochMilli, ...record } = generator.next().value!;
-    rows.push({ ...record, timestamp: Number(timestampEpochMilli / 1000n), remoteAddr: anonymizeAddress(remoteAddr).value });
-  }
+  for (let i = 0; i < 80_000; i++) rows.push(storedRowOf(generator.next().value!));
   let low = 1;
   let high = rows.length;
   while (high - low > Math.max(50, low / 200)) {

@@ -19,7 +19,6 @@ import { crc32 } from 'node:zlib';
 import { Session } from 'chdb';
 import type { Codec } from '../src/domain/batch.ts';
 import type { SourceRecord } from '../src/domain/encodeRecord.ts';
-import { anonymizeAddress } from '../src/domain/anonymizeAddress.ts';
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
 import { compress } from '../src/encode/compress.ts';
 import { encodeInsertBody } from '../src/encode/insertBody.ts';
@@ -29,6 +28,7 @@ import { realisticRecords } from '../src/synthetic/realisticDataset.ts';
 import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
 import type { DatasetOptions } from '../src/synthetic/uniformDataset.ts';
 import { encodeJsonEachRow, encodeRowBinary } from './formats.ts';
+import { storedRowOf } from '../src/synthetic/storedRow.ts';
 
 /** The proxy's `client_max_body_size`. */
 const BODY_LIMIT = 1_048_576;
@@ -101,18 +101,7 @@ class RowStream {
   /** The first `count` rows, generating more as the search asks for them. */
   take(count: number): HttpLogRow[] {
     while (this.rows.length < count) {
-      const record = this.#records.next().value!;
-      this.rows.push({
-        timestamp: Math.floor(Number(record.timestampEpochMilli) / 1000),
-        resourceId: record.resourceId,
-        bytesSent: record.bytesSent,
-        requestTimeMilli: record.requestTimeMilli,
-        responseStatus: record.responseStatus,
-        cacheStatus: record.cacheStatus,
-        method: record.method,
-        remoteAddr: anonymizeAddress(record.remoteAddr).value,
-        url: record.url,
-      });
+      this.rows.push(storedRowOf(this.#records.next().value!));
     }
     return this.rows.slice(0, count);
   }

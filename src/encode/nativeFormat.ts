@@ -27,7 +27,8 @@ export const HTTP_LOG_COLUMNS = [
 
 const encoder = new TextEncoder();
 
-function varintLength(value: number): number {
+/** Bytes of ClickHouse's unsigned LEB128 varint for `value` (string lengths, counts). */
+export function varintLength(value: number): number {
   let length = 1;
   while (value >= 0x80) {
     value = Math.floor(value / 128);
