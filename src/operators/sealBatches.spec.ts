@@ -90,6 +90,16 @@ describe('sealBatches', () => {
     });
   });
 
+  it('seals at maxRows whatever the size', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-(abc)-|', chunks);
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), maxBytes: 100, sizeOf: () => 1, maxRows: 2 }))).toBe('-x-----(z|)', {
+        x: batch(['a', 'b'], [[0, 1]], 'size'),
+        z: batch(['c'], [[0, 2]], 'end-of-input'),
+      });
+    });
+  });
+
   it('reads a function cap again for every batch', () => {
     scheduler().run(({ cold, expectObservable }) => {
       const caps = [1, 3];

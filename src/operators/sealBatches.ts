@@ -15,6 +15,12 @@ export interface SealBatchesConfig<T> {
   readonly maxBytes: number | (() => number);
   /** The estimated encoded size of one item, in bytes. */
   readonly sizeOf: (item: T) => number;
+  /**
+   * Seal at this many rows whatever their size. Keeps a batch of very compressible rows
+   * from growing past what the source lets be outstanding (it would wait for a commit that
+   * waits for the batch). Default: no limit.
+   */
+  readonly maxRows?: number;
 }
 
 /**
@@ -49,6 +55,7 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       let rowOffsetsKnown = true;
       const capOf = (): number => (typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes);
       let cap = capOf();
+      const maxRows = config.maxRows ?? Number.POSITIVE_INFINITY;
 
       const seal = (reason: SealReason): void => {
         if (rows.length === 0 && offsets.size === 0) return;
@@ -85,7 +92,7 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
           if (chunk.itemOffsets === undefined && chunk.items.length > 0) rowOffsetsKnown = false;
           chunk.items.forEach((item, index) => {
             const size = config.sizeOf(item);
-            if (rows.length > 0 && bytes + size > cap) seal('size');
+            if (rows.length > 0 && (bytes + size > cap || rows.length >= maxRows)) seal('size');
             if (chunk.generation !== undefined) generation = chunk.generation;
             rows.push(item);
             bytes += size;

@@ -83,7 +83,8 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
       },
     }),
     anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
-    sealBatches({ proxyReady$, maxBytes: () => deps.maxBodyBytes * ratio, sizeOf: nativeRowSize }),
+    // maxRows: half of what the source lets be outstanding (400 000), so a batch can always fill.
+    sealBatches({ proxyReady$, maxBytes: () => deps.maxBodyBytes * ratio, sizeOf: nativeRowSize, maxRows: 200_000 }),
     encodeBatches({
       encode: encodeInsertBody,
       compress: deps.compress,
