@@ -1,4 +1,6 @@
+import { access, constants } from 'node:fs/promises';
 import { Command } from 'commander';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { ProxySlots } from '../domain/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
 import { SETTING_NAMES, type AppConfig } from '../config.ts';
@@ -7,6 +9,7 @@ import { createDeadLetterSink } from '../io/deadLetterSink.ts';
 import { createKafkaClient, createKafkaSource, readCommittedWithMetadata, stagedCommitLanded } from '../io/kafkaSource.ts';
 import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
+import { startMetricsServer } from '../io/metricsServer.ts';
 import { runPipeline } from '../streams/anonymizerPipeline.ts';
 import { createPipelineMetrics } from '../streams/pipelineMetrics.ts';
 import { configFrom, withSettings } from './settings.ts';
@@ -56,13 +59,49 @@ export async function openSpool(config: AppConfig, logger: Logger): Promise<Spoo
 
 async function run(config: AppConfig, drain: boolean): Promise<void> {
   const logger = createLogger(config.logLevel);
-  const metrics = createPipelineMetrics();
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'anonymizer_' });
+  const metrics = createPipelineMetrics(registry);
   const spool = await openSpool(config, logger);
   const source = createKafkaSource({ brokers: config.kafkaBrokers, topic: config.kafkaTopic, groupId: config.kafkaGroupId, drain, logger: logger.child({ component: 'kafkaSource' }) });
   const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-dlq', logger.child({ component: 'deadLetters' }));
   const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
   const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
   const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
+  new Gauge({
+    name: 'anonymizer_consumer_lag',
+    help: 'Per partition: the high-water mark minus the next offset to fetch, as last seen',
+    labelNames: ['partition'],
+    registers: [registry],
+    collect() {
+      for (const [partition, lag] of source.lag()) this.set({ partition: String(partition) }, lag);
+    },
+  });
+  new Gauge({
+    name: 'anonymizer_next_slot_seconds',
+    help: 'Seconds until the proxy may take the next request',
+    registers: [registry],
+    collect() {
+      this.set(slots.msUntilNext() / 1000);
+    },
+  });
+  const metricsServer =
+    config.metricsPort === 0
+      ? undefined
+      : await startMetricsServer({
+          host: config.metricsHost,
+          port: config.metricsPort,
+          registry,
+          readiness: async () => {
+            if (!source.joined()) return 'the consumer has not joined its group yet';
+            try {
+              await access(config.spoolDir, constants.W_OK);
+            } catch {
+              return `the spool ${config.spoolDir} is not writable`;
+            }
+            return undefined;
+          },
+        });
   const started = Date.now();
   logger.info(
     {
@@ -75,6 +114,7 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
       level: config.insertLevel,
       spool: config.spoolDir,
       spooled: spool.stats(),
+      metrics: metricsServer ? `http://${config.metricsHost}:${metricsServer.port}/metrics` : 'off',
       drain,
     },
     'starting',
@@ -119,6 +159,7 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
 
   const close = async (): Promise<void> => {
     clearInterval(status);
+    await metricsServer?.close();
     await Promise.allSettled([source.close(), deadLetters.close(), clickhouse.close()]);
     await spool.close();
   };

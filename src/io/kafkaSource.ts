@@ -62,6 +62,8 @@ export interface KafkaSource {
   commit(batch: CommittableBatch, instanceId: string): Promise<boolean>;
   /** True when every partition heard from has nothing more to fetch right now. */
   isCaughtUp(): boolean;
+  /** True once the consumer has joined its group (it may hold no partition). */
+  joined(): boolean;
   /** Per partition: the high-water mark minus the next offset to fetch, as last seen. */
   lag(): ReadonlyMap<number, number>;
   /** Messages handed over and not yet committed. */
@@ -302,6 +304,7 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
       return true;
     },
     discarded: () => discarded,
+    joined: () => generation > 0,
     isCaughtUp() {
       for (const value of lag.values()) if (value > 0) return false;
       return true;

@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { defer, filter, from, map, merge, mergeMap, startWith, Subscription, type Observable } from 'rxjs';
+import { defer, filter, from, map, merge, mergeMap, startWith, Subscription, tap, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -72,6 +72,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
   const proxyReady$ = slots.ready$.pipe(filter(() => spool.stats().batches === 0 && source.isCaughtUp()));
 
   return source.chunks$.pipe(
+    tap((chunk) => metrics.consumed.inc(chunk.items.length)),
     decodeRecords({ decode: decodeRecord }),
     deadLetter({
       send: async (rejected) => {

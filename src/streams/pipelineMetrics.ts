@@ -17,6 +17,7 @@ export interface PipelineMetrics {
   readonly spoolBytes: Gauge;
   readonly spoolBatches: Gauge;
   readonly paused: Gauge;
+  readonly consumed: Counter;
 }
 
 export function createPipelineMetrics(registry: Registry = new Registry()): PipelineMetrics {
@@ -34,5 +35,6 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
     spoolBytes: new Gauge({ name: 'anonymizer_spool_bytes', help: 'Bytes of sealed batches waiting in the spool', registers }),
     spoolBatches: new Gauge({ name: 'anonymizer_spool_batches', help: 'Sealed batches waiting in the spool', registers }),
     paused: new Gauge({ name: 'anonymizer_consumer_paused', help: '1 while consumption is paused because the spool is full', registers }),
+    consumed: new Counter({ name: 'anonymizer_records_consumed_total', help: 'Kafka messages handed to the pipeline', registers }),
   };
 }

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
 import { anonymizeAddress } from '../../src/domain/anonymizeAddress.ts';
-import { chQuery, createTopic, offsetsOf, readAccessLog, runCli, startE2EStack, type E2EStack } from '../support/e2eStack.ts';
+import { freePort } from '../../stack/index.ts';
+import { chQuery, createTopic, offsetsOf, readAccessLog, runCli, startCli, startE2EStack, type E2EStack } from '../support/e2eStack.ts';
 
 let stack: E2EStack;
 
@@ -172,5 +173,59 @@ describe('anonymizer run --drain through the real proxy', () => {
     // Idempotent: a second run changes nothing and succeeds.
     const again = await runCli(['migrate'], { CLICKHOUSE_URL: stack.clickhouseUrl, CLICKHOUSE_DATABASE: 'e2e_migrate' });
     expect(again.status, again.stderr).toBe(0);
+  });
+
+  it('metrics and health: /metrics moves as records flow, /healthz and /readyz answer', async () => {
+    const topic = 'e2e_metrics';
+    await createTopic(stack, topic);
+    await createTopic(stack, `${topic}_dlq`, 1);
+    await chQuery(stack, 'CREATE DATABASE IF NOT EXISTS e2e_metrics');
+    expect((await runCli(['migrate'], { CLICKHOUSE_URL: stack.clickhouseUrl, CLICKHOUSE_DATABASE: 'e2e_metrics' })).status).toBe(0);
+    const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '1m' });
+    const port = await freePort();
+    const run = startCli(['run'], {
+      KAFKA_BROKERS: stack.brokers,
+      KAFKA_TOPIC: topic,
+      KAFKA_DLQ_TOPIC: `${topic}_dlq`,
+      KAFKA_GROUP_ID: 'e2e-metrics',
+      CLICKHOUSE_URL: proxy.url,
+      CLICKHOUSE_DATABASE: 'e2e_metrics',
+      SPOOL_DIR: join(stack.dir, 'spool-metrics'),
+      PROXY_MIN_INTERVAL_MS: '1000',
+      PROXY_MARGIN_MS: '150',
+      METRICS_PORT: String(port),
+    });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      let ready = 0;
+      for (let i = 0; i < 150 && ready !== 200; i++) {
+        ready = await fetch(`${base}/readyz`).then((response) => response.status, () => 0);
+        if (ready !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(ready).toBe(200);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const before = await (await fetch(`${base}/metrics`)).text();
+      expect(metric(before, 'anonymizer_rows_stored_total')).toBe(0);
+
+      const produce = await runCli(['produce', '--count', '1500', '--rate', '100000', '--seed', '41'], { KAFKA_BROKERS: stack.brokers, KAFKA_TOPIC: topic });
+      expect(produce.status).toBe(0);
+      let after = before;
+      for (let i = 0; i < 100 && metric(after, 'anonymizer_rows_stored_total') < 1500; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        after = await (await fetch(`${base}/metrics`)).text();
+      }
+      expect(metric(after, 'anonymizer_rows_stored_total')).toBe(1500);
+      expect(metric(after, 'anonymizer_records_consumed_total')).toBe(1500);
+      expect(metric(after, 'anonymizer_insert_requests_total')).toBeGreaterThanOrEqual(1);
+      expect(metric(after, 'anonymizer_body_bytes_stored_total')).toBeGreaterThan(0);
+      expect(after).toMatch(/^anonymizer_consumer_lag\{partition="[0-2]"\} 0$/m);
+      expect(after).toMatch(/^anonymizer_next_slot_seconds \d/m);
+      expect(after).toMatch(/^anonymizer_process_resident_memory_bytes \d+/m);
+    } finally {
+      run.kill('SIGTERM');
+      await Promise.race([run.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+      run.kill('SIGKILL');
+    }
   });
 });

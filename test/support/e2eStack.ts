@@ -13,6 +13,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../../stack/index.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/anonymizer.js', import.meta.url));
+// Every CLI a test starts has its metrics endpoint off (METRICS_PORT=0) unless the test
+// asks for one: several run at once, and 9464 may be taken by a local stack.
 
 export type Proxy = ServiceHandle & { url: string; accessLog: string };
 
@@ -122,7 +124,7 @@ export interface CliProcess {
 }
 
 export function startCli(args: readonly string[], env: Readonly<Record<string, string>>): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], { env: { METRICS_PORT: '0', ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -141,7 +143,7 @@ export function startCli(args: readonly string[], env: Readonly<Record<string, s
 export function runCli(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 120_000): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: { METRICS_PORT: '0', ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
