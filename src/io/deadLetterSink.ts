@@ -12,7 +12,7 @@
  * The value may hold a raw client address (it is the original message), so the DLQ topic
  * must have the same access rules as the source topic.
  */
-import type { Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { RejectedMessage } from '../domain/batch.ts';
 
 export interface DeadLetterSink {
@@ -22,7 +22,7 @@ export interface DeadLetterSink {
 
 export async function createDeadLetterSink(kafka: Kafka, options: { topic: string; sourceTopic: string }): Promise<DeadLetterSink> {
   // Idempotent: a retried produce after a timeout does not write the message twice.
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 } });
+  const producer: Producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 10_000 } });
   await producer.connect();
   return {
     async send(rejected) {

@@ -3,7 +3,7 @@
  * compression), one Cap'n Proto message per Kafka message, no key (the default
  * partitioner spreads them over the partitions).
  */
-import { Kafka, logLevel as KafkaLogLevel, type Producer } from 'kafkajs';
+import { Kafka, logLevel as KafkaLogLevel, Partitioners, type Producer } from 'kafkajs';
 
 export interface KafkaProducerConfig {
   readonly brokers: readonly string[];
@@ -18,7 +18,7 @@ export interface RecordProducer {
 
 export async function createKafkaProducer(config: KafkaProducerConfig): Promise<RecordProducer> {
   const kafka = new Kafka({ clientId: config.clientId ?? 'http-log-producer', brokers: [...config.brokers], logLevel: KafkaLogLevel.ERROR });
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer: Producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
   await producer.connect();
   return {
     async send(values) {
