@@ -41,7 +41,8 @@ async function produceAndDrain(scenario: Scenario) {
   const topic = `e2e_${scenario.name}`;
   const group = `e2e-${scenario.name}`;
   const database = `e2e_${scenario.name}`;
-  const startMillis = 1_764_000_000_000;
+  // An hour ago: the tables' retention TTLs would drop rows dated long ago.
+  const startMillis = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
   await createTopic(stack, topic);
   await createTopic(stack, `${topic}_dlq`, 1);
   await chQuery(stack, `CREATE DATABASE IF NOT EXISTS ${database}`);
