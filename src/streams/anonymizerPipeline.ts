@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { defer, filter, from, map, merge, mergeMap, startWith, Subscription, tap, type Observable } from 'rxjs';
+import { defer, filter, from, mergeMap, startWith, tap, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -211,8 +211,7 @@ export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): Ru
       if (options.drain) spool.endOfInput();
     },
   });
-  let deliverySubscription = Subscription.EMPTY;
-  deliverySubscription = merge(delivery(deps).pipe(map(() => undefined))).subscribe({
+  const deliverySubscription = delivery(deps).subscribe({
     error: (error: unknown) => fail(error),
     complete: () => finish(),
   });
