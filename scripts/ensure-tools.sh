@@ -3,6 +3,7 @@
 # all there (then it prints nothing and takes well under a second: no network, no JVM).
 # Non-interactive; run as root, or as a user with sudo.
 #   - nginx, capnp, kcat: Debian packages nginx, capnproto, kcat
+#   - docker-compose: Debian package docker-compose, to validate docker-compose.yml offline
 #   - Kafka broker jars in .tools/kafka/libs, from Maven Central via etc/kafka/pom.xml
 # Java 17+ and Maven are prerequisites, not installed here.
 set -euo pipefail
@@ -31,6 +32,16 @@ if [ "${#missing_pkgs[@]}" -gt 0 ]; then
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     nginx capnproto kcat >/dev/null
   for p in "${missing_pkgs[@]}"; do echo "installed $p (apt)"; done
+fi
+
+# Without recommends: they would pull in the Docker engine (docker.io), which
+# `docker-compose config` (all test/compose does with it) does not need.
+if ! have docker-compose; then
+  as_root apt-get update -qq >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    docker-compose >/dev/null
+  echo "installed docker-compose (apt)"
 fi
 
 if ! compgen -G ".tools/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
