@@ -129,10 +129,13 @@ try {
     INSERT_LEVEL: String(level),
     LOG_LEVEL: 'warn',
   };
+  // The app runs as `npm start` runs it: with the heap cap the README recommends (kept if
+  // the caller set NODE_OPTIONS). The producer and migrate need no cap.
+  const appEnv = { ...env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-old-space-size=192' };
   const migrate = spawn(process.execPath, [BIN, 'migrate', '--clickhouse-url', clickhouse.url], { env, stdio: 'ignore' });
   await new Promise((resolve) => migrate.on('close', resolve));
 
-  const app = spawn(process.execPath, [BIN, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const app = spawn(process.execPath, [BIN, 'run'], { env: appEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(app);
   let appErrors = '';
   app.stderr!.on('data', (chunk: Buffer) => (appErrors = (appErrors + chunk.toString()).slice(-4000)));
