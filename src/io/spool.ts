@@ -52,16 +52,10 @@ export interface SpoolHeader {
   readonly parent?: { readonly token: string; readonly parts: number; readonly index: number };
 }
 
-/** A sealed batch on disk. Its body stays on disk until it is sent. */
-export interface SpooledBatch {
+/** A sealed batch on disk, described by its header. Its body stays on disk until it is sent. */
+export interface SpooledBatch extends Pick<SpoolHeader, 'token' | 'format' | 'codec' | 'rowCount' | 'uncompressedBytes' | 'bodyBytes'> {
   readonly seq: number;
   readonly file: string;
-  readonly token: string;
-  readonly format: 'Native';
-  readonly codec: Codec;
-  readonly rowCount: number;
-  readonly uncompressedBytes: number;
-  readonly bodyBytes: number;
   readonly offsets: PartitionOffsets;
   readonly header: SpoolHeader;
 }
