@@ -67,11 +67,14 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
   const log = deps.logger;
   // Learned from every batch that was sealed full, so the next one fills the body closely.
   let ratio = INITIAL_RATIO;
-  // Seal at a slot only when nothing is queued and the source has caught up: a backlog
-  // fills whole bodies instead of sealing whatever the first fetch brought.
-  const proxyReady$ = slots.ready$.pipe(filter(() => spool.stats().batches === 0 && source.isCaughtUp()));
+  // Rows sealed and not yet in the send queue (encoding, staging, committing). While there
+  // are any, the slot is already spoken for: sealing again would send a sliver first.
+  let sealedRowsInFlight = 0;
+  // Seal at a slot only when nothing is queued or on its way and the source has caught up:
+  // a backlog fills whole bodies instead of sealing whatever the first fetch brought.
+  const proxyReady$ = slots.ready$.pipe(filter(() => sealedRowsInFlight === 0 && spool.stats().batches === 0 && source.isCaughtUp()));
 
-  return source.chunks$.pipe(
+  const sealed$ = source.chunks$.pipe(
     tap((chunk) => metrics.consumed.inc(chunk.items.length)),
     decodeRecords({ decode: decodeRecord }),
     deadLetter({
@@ -86,6 +89,9 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
     anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
     // maxRows: half of what the source lets be outstanding (400 000), so a batch can always fill.
     sealBatches({ proxyReady$, maxBytes: () => deps.maxBodyBytes * ratio, sizeOf: nativeRowSize, maxRows: 200_000 }),
+    tap((batch) => (sealedRowsInFlight += batch.rows.length)),
+  );
+  return sealed$.pipe(
     encodeBatches({
       encode: encodeInsertBody,
       compress: deps.compress,
@@ -106,6 +112,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
         return batch.stored ? spool.discard(batch.stored) : Promise.resolve();
       },
     }),
+    tap((batch) => (sealedRowsInFlight -= batch.rowCount)),
   );
 }
 
