@@ -88,7 +88,44 @@ export interface SpoolOptions {
   readonly fsync?: boolean;
 }
 
-export class Spool {
+/**
+ * The spool as the pipeline uses it: a durable queue of sealed batches between ingestion
+ * (stage → commit → publish) and delivery (pending → insert → remove). `Spool` is the
+ * directory implementation; an embedder may bring another one (a database table, an
+ * object store) that keeps the same promises: a staged batch survives a crash, a published
+ * one is sent until removed.
+ */
+export interface BatchSpool {
+  /** This spool's id, stable across restarts, named in the Kafka commits it makes. */
+  readonly instanceId: string;
+  /** Fires after every write, removal or quarantine (for backpressure and metrics). */
+  readonly changed$: Observable<void>;
+  /** Batches waiting to be sent and their total size in bytes. */
+  stats(): { batches: number; bytes: number };
+  /** Every batch to send, oldest first, then each new one; completes after `endOfInput()` once empty. */
+  pending(): Observable<SpooledBatch>;
+  /** No more batches will be written. */
+  endOfInput(): void;
+  /** Writes the batch durably, not yet to be sent; its offsets may be committed once this resolves. */
+  stage(batch: SealedBatch, parent?: SpoolHeader['parent']): Promise<StagedBatch | undefined>;
+  /** After the commit: the staged batch joins the send queue. */
+  publish(staged: StagedBatch): Promise<SpooledBatch>;
+  /** The commit was refused: the staged copy goes. */
+  discard(staged: StagedBatch): Promise<void>;
+  /** Stages and publishes at once (batches whose offsets need no commit). */
+  write(batch: SealedBatch, parent?: SpoolHeader['parent']): Promise<SpooledBatch | undefined>;
+  /** The body to send, exactly as sealed. */
+  readBody(batch: SpooledBatch): Promise<Uint8Array>;
+  /** ClickHouse stored it. */
+  remove(batch: SpooledBatch): Promise<void>;
+  /** ClickHouse refused its data: set it aside with the error. */
+  quarantine(batch: SpooledBatch, error: { code: string; message: string }): Promise<void>;
+  /** Replaces a batch by its parts (a 413 split), durably. */
+  replace(batch: SpooledBatch, parts: readonly SealedBatch[]): Promise<SpooledBatch[]>;
+  close(): Promise<void>;
+}
+
+export class Spool implements BatchSpool {
   readonly dir: string;
   readonly topic: string;
   readonly #log: Logger;

@@ -1,0 +1,57 @@
+/**
+ * The package's public entry (`import { … } from 'http-log-anonymizer'`): the operators of
+ * the chain, the domain functions they wrap, the ClickHouse sink and the spool behind
+ * their interfaces, and the errors. Everything here is what `anonymizer run` itself
+ * composes (src/streams/anonymizerPipeline.ts), so an embedder builds the same chain, or
+ * any part of it, in an Rx app of its own. examples/embed.ts is a runnable example.
+ *
+ * Anything not exported here is internal and may change without notice.
+ */
+
+// The operators, one per file in src/operators, each with its config type.
+export { decodeRecords, type DecodeRecordsConfig } from './operators/decodeRecords.ts';
+export { deadLetter, type DeadLetterConfig } from './operators/deadLetter.ts';
+export { anonymizeAddresses, type AnonymizeAddressesConfig } from './operators/anonymizeAddresses.ts';
+export { sealBatches, type SealBatchesConfig } from './operators/sealBatches.ts';
+export { encodeBatches, type EncodeBatchesConfig } from './operators/encodeBatches.ts';
+export { persistBatches, type PersistBatchesConfig, type PersistedBatch } from './operators/persistBatches.ts';
+export { commitOffsets, type CommitOffsetsConfig } from './operators/commitOffsets.ts';
+export { publishBatches, type PublishBatchesConfig } from './operators/publishBatches.ts';
+export { pacedInsert, type InsertableBatch, type InsertOutcome, type PacedInsertConfig } from './operators/pacedInsert.ts';
+export { acknowledgeBatches, type AcknowledgeBatchesConfig } from './operators/acknowledgeBatches.ts';
+
+// What flows between them, and the pure functions the operators default to.
+export type { Codec, DecodedChunk, OffsetChunk, PartitionOffsets, RejectedMessage, RowBatch, SealedBatch, SealReason, SourceMessage } from './domain/batch.ts';
+export type { DecodedRecord, HttpLogRow, RecordFields, StoredRowJson } from './domain/httpLogRow.ts';
+export { MAX_DATETIME_SECONDS, toStoredRowJson } from './domain/httpLogRow.ts';
+export { decodeRecord } from './domain/decodeRecord.ts';
+export { encodeRecord, type SourceRecord } from './domain/encodeRecord.ts';
+export { anonymizeAddress, type AddressKind, type AnonymizedAddress } from './domain/anonymizeAddress.ts';
+export { ProxySlots, type ProxySlotsConfig } from './domain/proxySlots.ts';
+
+// The insert body: ClickHouse Native, compressed as an HTTP Content-Encoding.
+export { encodeInsertBody } from './encode/insertBody.ts';
+export { decodeNative, encodeNative, nativeRowSize } from './encode/nativeFormat.ts';
+export { compress, decompress, CODECS, DEFAULT_LEVEL } from './encode/compress.ts';
+
+// Side effects, behind their interfaces: the ClickHouse sink and the spool.
+export { createClickHouseHttp, PINNED_INSERT_SETTINGS, type ClickHouseClient, type ClickHouseHttpConfig, type InsertBody } from './io/clickhouseHttp.ts';
+export { Spool, type BatchSpool, type QuarantinedBatch, type SpooledBatch, type SpoolHeader, type SpoolOptions, type StagedBatch, type StagedResolver } from './io/spool.ts';
+
+// The errors: one base class with a stable code, and the classifier pacedInsert uses.
+export {
+  AnonymizerError,
+  BodyTooLargeError,
+  ClickHouseError,
+  ConfigError,
+  DecodeError,
+  FramingError,
+  NetworkError,
+  ProxyRateLimitedError,
+  SpoolError,
+  TimestampRangeError,
+  classifyInsertFailure,
+  type AnonymizerErrorOptions,
+  type InsertFailureAction,
+  type Stage,
+} from './errors.ts';
