@@ -1,0 +1,74 @@
+/**
+ * examples/embed.ts runs as a user would run it (its own process, the project's Node), and
+ * the package's public entry resolves by name from outside the repository.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const EXAMPLE = join(ROOT, 'examples', 'embed.ts');
+
+const IPV4 = /\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/;
+// The example's IPv6 clients are 2001:db8:<a>:<b>::<c>; anonymized, only 2001:db8:<a>::X may remain.
+const IPV6_PAST_48 = /2001:db8:[0-9a-f]+:[0-9a-f]+/i;
+const ANONYMIZED = /^(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.X|[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){2}::X|X)$/i;
+
+describe('examples/embed.ts', () => {
+  it('stores every decodable record once, anonymized, through the spool and pacedInsert', () => {
+    const result = spawnSync(NODE, [EXAMPLE, '--records', '700', '--batch-bytes', '8000', '--interval-ms', '5'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+
+    const lines = result.stdout.trim().split('\n');
+    const rows = lines.filter((line) => line.startsWith('row ')).map((line) => JSON.parse(line.slice(4)) as Record<string, unknown>);
+    const summaryLine = lines.at(-1)!;
+    expect(summaryLine.startsWith('summary ')).toBe(true);
+    const summary = JSON.parse(summaryLine.slice('summary '.length)) as Record<string, number>;
+
+    expect(rows).toHaveLength(700);
+    expect(summary).toMatchObject({ records: 700, rowsStored: 700, deadLetters: 1, invalidAddresses: 1, spooledAfter: 0 });
+    // Several batches, each stored by exactly one request.
+    expect(summary.batchesSealed).toBeGreaterThan(1);
+    expect(summary.batchesStored).toBe(summary.batchesSealed);
+    expect(summary.requests).toBe(summary.batchesSealed);
+    // Every record once: the example's records have distinct bytes_sent (1000 + i).
+    expect(new Set(rows.map((row) => row.bytes_sent)).size).toBe(700);
+
+    for (const row of rows) expect(row.remote_addr).toMatch(ANONYMIZED);
+    expect(rows.filter((row) => String(row.remote_addr).includes(':')).length).toBeGreaterThan(0);
+    expect(result.stdout).not.toMatch(IPV4);
+    expect(result.stdout).not.toMatch(IPV6_PAST_48);
+  });
+
+  it('a bad argument is one line and exit code 2', () => {
+    const result = spawnSync(NODE, [EXAMPLE, '--records', 'many'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe('embed: --records must be a non-negative integer');
+  });
+
+  it("resolves by name from another project that depends on it (npm install <path> links it)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'embed-consumer-'));
+    try {
+      mkdirSync(join(dir, 'node_modules'));
+      symlinkSync(ROOT, join(dir, 'node_modules', 'http-log-anonymizer'), 'dir');
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', dependencies: { 'http-log-anonymizer': `file:${ROOT}` } }));
+      writeFileSync(
+        join(dir, 'app.mjs'),
+        `import * as api from 'http-log-anonymizer';
+const names = ['decodeRecords', 'decodeRecord', 'anonymizeAddress', 'anonymizeAddresses', 'sealBatches', 'pacedInsert', 'createClickHouseHttp', 'Spool', 'AnonymizerError', 'classifyInsertFailure'];
+console.log(JSON.stringify({ missing: names.filter((name) => typeof api[name] !== 'function'), sample: api.anonymizeAddress('203.0.113.9').value }));
+`,
+      );
+      const result = spawnSync(NODE, ['app.mjs'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      expect(result.stderr).toBe('');
+      expect(JSON.parse(result.stdout)).toEqual({ missing: [], sample: '203.0.113.X' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
