@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { createClickHouseHttp } from '../io/clickhouseHttp.ts';
 import { ProxyRateLimitedError } from '../errors.ts';
+import { progress } from './progress.ts';
 import { configFrom, withSettings } from './settings.ts';
 
 const DEFAULT_SCHEMA = new URL('../../etc/clickhouse/schema.sql', import.meta.url);
@@ -59,18 +60,21 @@ export function splitStatements(sql: string): string[] {
     .filter((piece) => piece.split('\n').some((line) => line.trim() !== '' && !line.trim().startsWith('--')));
 }
 
+/** On a TTY a progress line counts down; otherwise a line every 10 s, so a log shows it is alive. */
 async function countdown(label: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  const tty = process.stderr.isTTY;
+  const began = Date.now();
+  const end = began + ms;
+  const totalSeconds = Math.ceil(ms / 1000);
+  const bar = progress(label, totalSeconds, { unit: 's', rate: false });
   let lastPrinted = -1;
   while (Date.now() < end) {
     const seconds = Math.ceil((end - Date.now()) / 1000);
-    if (tty) process.stderr.write(`\r${label}: ${seconds} s `);
+    if (bar.active) bar.update(totalSeconds - seconds, `${seconds} s to the slot`);
     else if (lastPrinted < 0 || lastPrinted - seconds >= 10) {
       process.stderr.write(`${label}: ${seconds} s\n`);
       lastPrinted = seconds;
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(1000, end - Date.now())));
   }
-  if (tty) process.stderr.write('\n');
+  bar.done(`waited ${Math.round((Date.now() - began) / 1000)} s`);
 }

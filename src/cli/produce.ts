@@ -6,6 +6,7 @@ import { createKafkaProducer } from '../io/kafkaProducer.ts';
 import { realisticRecords } from '../synthetic/realisticDataset.ts';
 import { uniformRecords } from '../synthetic/uniformDataset.ts';
 import type { DatasetOptions } from '../synthetic/uniformDataset.ts';
+import { progress } from './progress.ts';
 import { configFrom, withSettings } from './settings.ts';
 
 const positive = (name: string) => (value: string): number => {
@@ -60,7 +61,7 @@ Examples:
     const records = generate({ seed: BigInt(options.seed), startMillis, rate: options.rate });
     const producer = await createKafkaProducer({ brokers: config.kafkaBrokers, topic: config.kafkaTopic });
     const began = Date.now();
-    const tty = process.stderr.isTTY;
+    const bar = progress('produce', count, { unit: 'records' });
     let sent = 0;
     try {
       while (sent < count) {
@@ -73,13 +74,19 @@ Examples:
         const dueAt = began + (sent / options.rate) * 1000;
         const wait = dueAt - Date.now();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        if (tty) process.stderr.write(`\rproduce: ${sent}/${count} records (${Math.round((sent / count) * 100)}%)`);
+        bar.update(sent);
       }
+    } catch (error) {
+      // End the progress line, so that the error is printed on a line of its own.
+      bar.done();
+      throw error;
     } finally {
       await producer.close();
-      if (tty) process.stderr.write('\n');
     }
-    process.stderr.write(`produce: ${sent} records to ${config.kafkaTopic} in ${((Date.now() - began) / 1000).toFixed(1)} s\n`);
+    // On a TTY the summary replaces the progress line; without one (a pipe, a log) it is printed alone.
+    const summary = `${sent} records to ${config.kafkaTopic} in ${((Date.now() - began) / 1000).toFixed(1)} s`;
+    if (bar.active) bar.done(summary);
+    else process.stderr.write(`produce: ${summary}\n`);
   });
   return command;
 }
