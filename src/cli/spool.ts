@@ -11,6 +11,14 @@ export function spoolCommand(): Command {
     .description('List the batches waiting to be sent and the quarantined ones, with their errors.')
     .option('--json', 'one JSON object per line instead of a table');
   withSettings(list, ['SPOOL_DIR']);
+  list.addHelpText(
+    'after',
+    `
+Examples:
+  anonymizer spool list
+  anonymizer spool list --json | jq -r 'select(.state == "quarantined") | .error.message'
+  SPOOL_DIR=/var/lib/anonymizer/spool anonymizer spool list`,
+  );
   list.action(async (options: { json?: boolean }, self: Command) => {
     const config = configFrom(self);
     const waiting = await listWaiting(config.spoolDir);
@@ -32,6 +40,17 @@ export function spoolCommand(): Command {
     .description('Put quarantined batches back in the send queue, after the cause is fixed. Stop `anonymizer run` first: it owns the spool.')
     .argument('[names...]', 'batch names or tokens (from `spool list`); all when none is given');
   withSettings(replay, ['SPOOL_DIR', 'KAFKA_BROKERS', 'KAFKA_TOPIC', 'KAFKA_GROUP_ID', 'LOG_LEVEL']);
+  replay.addHelpText(
+    'after',
+    `
+It opens the spool as \`run\` does: a batch that a crash left staged is settled first, by
+asking Kafka (KAFKA_BROKERS, KAFKA_GROUP_ID) whether its commit landed.
+
+Examples:
+  anonymizer spool replay                            every quarantined batch
+  anonymizer spool replay 000000000042-3f2a…         one batch, by the name \`spool list\` shows
+  anonymizer spool replay 3f2a9c1e-…                 or by its token`,
+  );
   replay.action(async (names: string[], _options: unknown, self: Command) => {
     const config = configFrom(self);
     const opened = await openSpool(config, createLogger(config.logLevel));

@@ -12,11 +12,20 @@ describe('anonymizer command line', () => {
     for (const command of ['run', 'migrate', 'produce', 'inspect', 'spool']) expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
   });
 
-  it.each([['run'], ['migrate'], ['produce'], ['inspect'], ['spool'], ['spool', 'list'], ['spool', 'replay']])('%s --help has examples', (...command) => {
-    const result = run([...command, '--help']);
-    expect(result.status).toBe(0);
-    expect(result.stdout).toContain('Usage: anonymizer');
-    if (command.join(' ') !== 'spool list' && command.join(' ') !== 'spool replay') expect(result.stdout).toContain('Examples:');
+  it('every command and subcommand that main registers has --help with examples', () => {
+    // Walk the tree from the help output itself, so a command added later is checked too.
+    const seen: string[] = [];
+    const visit = (path: string[]): void => {
+      const result = run([...path, '--help']);
+      expect(result.status, `${path.join(' ')} --help`).toBe(0);
+      expect(result.stdout, `${path.join(' ')} --help`).toContain(`Usage: anonymizer${path.length ? ` ${path.join(' ')}` : ''}`);
+      expect(result.stdout, `${path.join(' ')} --help`).toMatch(/\nExamples:\n {2}\S/);
+      seen.push(path.join(' '));
+      for (const sub of subcommandsIn(result.stdout)) visit([...path, sub]);
+    };
+    visit([]);
+    // The walk really descended: the known commands and the spool's subcommands were reached.
+    expect(seen).toEqual(expect.arrayContaining(['', 'run', 'migrate', 'produce', 'inspect', 'spool', 'spool list', 'spool replay']));
   });
 
   it.each([
@@ -35,3 +44,12 @@ describe('anonymizer command line', () => {
     expect(run(['run', '--no-such-flag']).status).toBe(2);
   });
 });
+
+/** The names under `Commands:` in commander's help, without its own `help [command]`. */
+function subcommandsIn(help: string): string[] {
+  const section = /\nCommands:\n([\s\S]*?)(?:\n\n|$)/.exec(help)?.[1] ?? '';
+  return section
+    .split('\n')
+    .map((line) => /^ {2}([a-z][\w-]*)/.exec(line)?.[1])
+    .filter((name): name is string => name !== undefined && name !== 'help');
+}
