@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { Command } from 'commander';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
 import { ProxySlots } from '../domain/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
 import { SETTING_NAMES, type AppConfig } from '../config.ts';
@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
 import { startMetricsServer } from '../io/metricsServer.ts';
 import { runPipeline } from '../streams/anonymizerPipeline.ts';
-import { createPipelineMetrics } from '../streams/pipelineMetrics.ts';
+import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
 import { configFrom, withSettings } from './settings.ts';
 
 /** How long a graceful stop may take before the process exits anyway. */
@@ -137,23 +137,33 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
     { drain },
   );
 
-  // One status line a minute: is it keeping up, and is memory flat?
+  // One status line a minute: is it keeping up, and is memory flat? Counts are for the last minute.
+  let previous = { consumed: 0, rowsStored: 0, requests: 0, storedRequests: 0, bodyBytes: 0 };
   const status = setInterval(() => {
-    const memory = process.memoryUsage();
-    const mib = (bytes: number) => Math.round(bytes / 1048576);
-    logger.info(
-      {
-        spool: spool.stats(),
-        lag: Object.fromEntries(source.lag()),
-        nextSlotInMs: slots.msUntilNext(),
-        rssMiB: mib(memory.rss),
-        heapUsedMiB: mib(memory.heapUsed),
-        heapTotalMiB: mib(memory.heapTotal),
-        externalMiB: mib(memory.external),
-        arrayBuffersMiB: mib(memory.arrayBuffers),
-      },
-      'status',
-    );
+    void statusTotals(metrics).then((now) => {
+      const memory = process.memoryUsage();
+      const mib = (bytes: number) => Math.round(bytes / 1048576);
+      const stored = now.storedRequests - previous.storedRequests;
+      logger.info(
+        {
+          rowsIn: now.consumed - previous.consumed,
+          rowsStored: now.rowsStored - previous.rowsStored,
+          requests: now.requests - previous.requests,
+          // Mean body size of the stored requests over the proxy's limit: how full each slot went.
+          fill: stored === 0 ? null : Math.round(((now.bodyBytes - previous.bodyBytes) / stored / config.proxyMaxBodyBytes) * 1000) / 1000,
+          spool: spool.stats(),
+          lag: Object.fromEntries(source.lag()),
+          nextSlotInMs: slots.msUntilNext(),
+          rssMiB: mib(memory.rss),
+          heapUsedMiB: mib(memory.heapUsed),
+          heapTotalMiB: mib(memory.heapTotal),
+          externalMiB: mib(memory.external),
+          arrayBuffersMiB: mib(memory.arrayBuffers),
+        },
+        'status',
+      );
+      previous = now;
+    });
   }, 60_000);
   status.unref();
 
@@ -205,4 +215,17 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
     process.stderr.write(`anonymizer: drained, but ${quarantined} batch(es) are in quarantine (see \`anonymizer spool list\`)\n`);
     process.exitCode = 3;
   }
+}
+
+/** Running totals behind the status line, read from the pipeline's counters. */
+async function statusTotals(metrics: PipelineMetrics): Promise<{ consumed: number; rowsStored: number; requests: number; storedRequests: number; bodyBytes: number }> {
+  const sum = async (counter: Counter<string>, match: (labels: Record<string, unknown>) => boolean = () => true): Promise<number> =>
+    (await counter.get()).values.filter((sample) => match(sample.labels)).reduce((total, sample) => total + sample.value, 0);
+  return {
+    consumed: await sum(metrics.consumed),
+    rowsStored: await sum(metrics.rowsStored),
+    requests: await sum(metrics.requests),
+    storedRequests: await sum(metrics.requests, (labels) => labels.outcome === 'stored'),
+    bodyBytes: await sum(metrics.bodyBytes),
+  };
 }
