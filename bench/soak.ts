@@ -9,10 +9,21 @@
  * twice. Every process it starts is stopped by PID; every wait is bounded.
  *
  * Options: --minutes N (30)  --factor F (2)  --proxy-rate R (1r/m)  --interval-ms MS (from R)
- *          --max-body B (1m)  --codec C / --level L (the app's defaults)
+ *          --margin-ms MS (the app's default)  --max-body B (1m)  --codec C / --level L (the
+ *          app's defaults)  --dataset uniform|realistic  --app-delay S (0: start the app S
+ *          seconds after the producer, so it starts on a backlog)
+ *          --check-fill: also judge every request (issue 4's accelerated end-to-end check):
+ *          each body but the last ≥ 95 % of the limit, no 413, the backlog drained, nothing
+ *          lost or duplicated; exit 1 otherwise.
+ *
+ * `npm run check:fill` runs the accelerated check: the real nginx at 60r/m, the app's
+ * interval matched, 1.5× the sustainable rate for 5 minutes. The body limit is 32 KiB there,
+ * not 1 MiB: at 60 requests a minute, 1.5× a 1 MiB body's rows (~56,000 rows/s) is more
+ * than this 2-core machine can produce, consume and compress; the fill logic does not
+ * depend on the body size.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +33,8 @@ import { compress, DEFAULT_LEVEL } from '../src/encode/compress.ts';
 import { encodeInsertBody } from '../src/encode/insertBody.ts';
 import { storedRowOf } from '../src/synthetic/storedRow.ts';
 import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
+import { realisticRecords } from '../src/synthetic/realisticDataset.ts';
+import { DEFAULT_FIT_FLOOR } from '../src/domain/bodyFit.ts';
 import type { Codec } from '../src/domain/batch.ts';
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
 
@@ -40,8 +53,19 @@ const { values } = parseArgs({
     'max-body': { type: 'string', default: '1m' },
     codec: { type: 'string', default: 'br' },
     level: { type: 'string' },
+    'margin-ms': { type: 'string' },
+    dataset: { type: 'string', default: 'uniform' },
+    'app-delay': { type: 'string', default: '0' },
+    'check-fill': { type: 'boolean', default: false },
   },
 });
+const dataset = values.dataset!;
+const appDelaySeconds = Number(values['app-delay']);
+const marginMs = values['margin-ms'] === undefined ? undefined : Number(values['margin-ms']);
+if ((dataset !== 'uniform' && dataset !== 'realistic') || !(appDelaySeconds >= 0) || (marginMs !== undefined && !(marginMs >= 0))) {
+  process.stderr.write('soak: --dataset is uniform or realistic; --app-delay and --margin-ms are ≥ 0\n');
+  process.exit(2);
+}
 const minutes = Number(values.minutes);
 const factor = Number(values.factor);
 const proxyRate = values['proxy-rate']!;
@@ -67,7 +91,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** How many rows of the dataset fit in one body: found by compressing real batches. */
 async function rowsPerRequest(): Promise<number> {
-  const generator = uniformRecords({ seed: 99n, startMillis: Date.now(), rate: 1_000 });
+  const generator = (dataset === 'realistic' ? realisticRecords : uniformRecords)({ seed: 99n, startMillis: Date.now(), rate: 1_000 });
   const rows: HttpLogRow[] = [];
   for (let i = 0; i < 80_000; i++) rows.push(storedRowOf(generator.next().value!));
   let low = 1;
@@ -98,13 +122,50 @@ function dirBytes(dir: string): number {
   }
 }
 
+/**
+ * Issue 4's verdict on every request: from the app's "batch stored" log lines (the body
+ * bytes it sent) and nginx's access log (what the proxy answered).
+ */
+function judgeFill(appLogFile: string, accessLogFile: string): { passed: boolean; lines: string[] } {
+  const stored = readFileSync(appLogFile, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('"batch stored"'))
+    .map((line) => JSON.parse(line) as { bytes: number; rows: number });
+  const statuses = readFileSync(accessLogFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => Number(line.split(' ')[2]));
+  const tooLarge = statuses.filter((status) => status === 413).length;
+  const accepted = statuses.filter((status) => status === 200).length;
+  const floor = DEFAULT_FIT_FLOOR * maxBodyBytes;
+  // The last body holds what was left when input stopped: it is sent as it is.
+  const allButLast = stored.slice(0, -1);
+  const underFilled = allButLast.filter((batch) => batch.bytes < floor);
+  const fills = allButLast.map((batch) => batch.bytes / maxBodyBytes).sort((a, b) => a - b);
+  const over = stored.filter((batch) => batch.bytes > maxBodyBytes).length;
+  const passed = stored.length > 1 && underFilled.length === 0 && tooLarge === 0 && over === 0 && accepted === stored.length;
+  const pct = (x: number | undefined) => (x === undefined ? 'n/a' : `${(x * 100).toFixed(1)} %`);
+  return {
+    passed,
+    lines: [
+      `| requests stored | ${stored.length} (nginx answered 200 to ${accepted}, 413 to ${tooLarge}, other ${statuses.length - accepted - tooLarge}) |`,
+      `| body fill, all but the last | min ${pct(fills[0])}, median ${pct(fills[Math.floor(fills.length / 2)])}, max ${pct(fills.at(-1))} of ${maxBodyBytes} B |`,
+      `| bodies under ${pct(DEFAULT_FIT_FLOOR)} (all but the last) | ${underFilled.length} |`,
+      `| last body | ${stored.at(-1)?.rows ?? 0} rows, ${pct((stored.at(-1)?.bytes ?? 0) / maxBodyBytes)} |`,
+      `| rows per request, all but the last (mean) | ${(allButLast.reduce((sum, batch) => sum + batch.rows, 0) / Math.max(1, allButLast.length)).toFixed(0)} |`,
+    ],
+  };
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'soak-'));
 const services: ServiceHandle[] = [];
 const children: ChildProcess[] = [];
 let exitCode = 0;
 try {
   const perRequest = await rowsPerRequest();
-  const capacity = perRequest / (intervalMs / 1000);
+  // The app's slot period is the interval plus its safety margin (PROXY_MARGIN_MS).
+  const slotMs = intervalMs + (marginMs ?? 3_000);
+  const capacity = perRequest / (slotMs / 1000);
   const feedRate = Math.round(capacity * factor);
   const total = Math.round(feedRate * minutes * 60);
   log(`soak: ${perRequest} rows per ${maxBody} request (${codec}-${level}), proxy ${proxyRate} → capacity ${capacity.toFixed(1)} rows/s; feeding ${feedRate} rows/s (${factor}×) for ${minutes} min = ${total} records`);
@@ -127,7 +188,8 @@ try {
     PROXY_MAX_BODY_BYTES: String(maxBodyBytes),
     INSERT_CODEC: codec,
     INSERT_LEVEL: String(level),
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: values['check-fill'] ? 'info' : 'warn',
+    ...(marginMs === undefined ? {} : { PROXY_MARGIN_MS: String(marginMs) }),
   };
   // The app runs as `npm start` runs it: with the heap cap the README recommends (kept if
   // the caller set NODE_OPTIONS). The producer and migrate need no cap.
@@ -135,20 +197,31 @@ try {
   const migrate = spawn(process.execPath, [BIN, 'migrate', '--clickhouse-url', clickhouse.url], { env, stdio: 'ignore' });
   await new Promise((resolve) => migrate.on('close', resolve));
 
-  const app = spawn(process.execPath, [BIN, 'run'], { env: appEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(app);
+  const startApp = (): ChildProcess => {
+    // The app's log (JSON lines) goes to a file: --check-fill reads every "batch stored" from it.
+    const app = spawn(process.execPath, [BIN, 'run'], { env: appEnv, stdio: ['ignore', openSync(appLog, 'w'), 'pipe'] });
+    children.push(app);
+    app.stderr!.on('data', (chunk: Buffer) => (appErrors = (appErrors + chunk.toString()).slice(-4000)));
+    return app;
+  };
+  const appLog = join(dir, 'app.log');
   let appErrors = '';
-  app.stderr!.on('data', (chunk: Buffer) => (appErrors = (appErrors + chunk.toString()).slice(-4000)));
-  await sleep(3_000);
+  let app = appDelaySeconds > 0 ? undefined : startApp();
+  if (app) await sleep(3_000);
   const feedStart = Date.now();
-  const producer = spawn(process.execPath, [BIN, 'produce', '--rate', String(feedRate), '--count', String(total), '--seed', '1'], { env, stdio: 'ignore' });
+  const producer = spawn(process.execPath, [BIN, 'produce', '--rate', String(feedRate), '--count', String(total), '--seed', '1', '--dataset', dataset], { env, stdio: 'ignore' });
   children.push(producer);
   let producing = true;
   producer.on('close', () => (producing = false));
+  if (!app) {
+    await sleep(appDelaySeconds * 1000);
+    log(`starting the app on a backlog of ~${Math.round(appDelaySeconds * feedRate)} records`);
+    app = startApp();
+  }
 
   const samples: Array<{ t: number; rss: number; phase: 'feed' | 'drain' }> = [];
   let stored = 0;
-  const deadline = feedStart + minutes * 60_000 * (1 + factor) + 300_000;
+  const deadline = feedStart + minutes * 60_000 * (1 + factor) + appDelaySeconds * 1000 + 300_000;
   while (Date.now() < deadline) {
     await sleep(10_000);
     const rss = rssMiB(app.pid!);
@@ -173,6 +246,7 @@ try {
   const early = median(feed.slice(0, tenth).map((s) => s.rss));
   const late = median(feed.slice(-tenth).map((s) => s.rss));
   const peak = Math.max(...samples.map((s) => s.rss));
+  const fill = values['check-fill'] ? judgeFill(appLog, proxy.accessLog) : undefined;
   process.stdout.write(
     [
       '',
@@ -186,10 +260,13 @@ try {
       `| drained after | ${drainedAfter.toFixed(0)} s from the start of feeding |`,
       `| peak RSS | ${peak.toFixed(0)} MiB |`,
       `| RSS, first vs last tenth of feeding (median) | ${early.toFixed(0)} → ${late.toFixed(0)} MiB (×${(late / early).toFixed(2)}) |`,
+      ...(fill?.lines ?? []),
       '',
     ].join('\n'),
   );
   if (count !== total || distinct !== total) exitCode = 1;
+  if (fill && !fill.passed) exitCode = 1;
+  if (fill) log(`accelerated end-to-end check: ${fill.passed && exitCode === 0 ? 'PASSED' : 'FAILED'}`);
 } catch (error) {
   process.stderr.write(`soak: ${(error as Error).message}\n`);
   exitCode = 1;

@@ -66,6 +66,17 @@ export interface RowBatch<T = HttpLogRow> {
    * offsets of its own rows.
    */
   readonly rowOffsets?: { readonly partitions: readonly number[]; readonly offsets: readonly number[] };
+  /**
+   * The batch's insert body, already encoded and compressed when the sealer measured it
+   * to fit the body limit (`sealBatches`' `fit`): the encoder sends it as it is.
+   */
+  readonly prepared?: PreparedBody;
+}
+
+/** An insert body made while sealing, for exactly the rows of its batch. */
+export interface PreparedBody {
+  readonly body: Uint8Array;
+  readonly uncompressedBytes: number;
 }
 
 export type Codec = 'br' | 'zstd' | 'gzip' | 'none';
@@ -83,6 +94,8 @@ export interface SealedBatch {
   readonly offsets: PartitionOffsets;
   /** The oldest consumer-group generation of its data (see `OffsetChunk.generation`). */
   readonly generation?: number;
+  /** The oldest and newest record timestamps it holds, in epoch seconds (for the end-to-end latency). */
+  readonly eventTime?: readonly [number, number];
 }
 
 export function mergeOffsets(into: Map<number, number>, partition: number, lastOffset: number): void {

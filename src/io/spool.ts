@@ -50,6 +50,8 @@ export interface SpoolHeader {
   readonly sealedAt: string;
   /** Set on the parts of a batch split after a 413: the parent is gone once every part exists. */
   readonly parent?: { readonly token: string; readonly parts: number; readonly index: number };
+  /** The oldest and newest record timestamps in the batch, epoch seconds (absent in batches spooled before it existed). */
+  readonly eventTime?: readonly [number, number];
 }
 
 /** A sealed batch on disk, described by its header. Its body stays on disk until it is sent. */
@@ -214,6 +216,7 @@ export class Spool implements BatchSpool {
       offsets: [...batch.offsets],
       sealedAt: new Date().toISOString(),
       ...(parent ? { parent } : {}),
+      ...(batch.eventTime ? { eventTime: batch.eventTime } : {}),
     };
     const headerBytes = Buffer.from(JSON.stringify(header));
     const length = Buffer.alloc(4);

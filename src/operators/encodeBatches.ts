@@ -28,7 +28,8 @@ interface Part {
 }
 
 /**
- * Encodes and compresses each batch into a sealed insert body, in order. A body that
+ * Encodes and compresses each batch into a sealed insert body, in order; a batch that
+ * comes with its body (`prepared`, measured while sealing) keeps it. A body that
  * comes out over `maxBodyBytes` is split in halves until every part fits. When the batch
  * knows where each row came from (`rowOffsets`), each part claims exactly the offsets of
  * its own rows and the last part the rest of the batch's span; otherwise only the last
@@ -74,7 +75,12 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
     if (batch.rows.length === 0) {
       return of<SealedBatch>({ token: newToken(), body: new Uint8Array(0), format: 'Native', codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets, ...generationOf(batch) });
     }
-    return encodeFitting(batch.rows, 0, batch.rows.length).pipe(
+    // Sealed with its body already measured to fit (sealBatches' `fit`): send it as it is.
+    const parts$: Observable<Part> =
+      batch.prepared !== undefined && batch.prepared.body.byteLength <= config.maxBodyBytes
+        ? of({ body: batch.prepared.body, start: 0, end: batch.rows.length, raw: batch.prepared.uncompressedBytes })
+        : encodeFitting(batch.rows, 0, batch.rows.length);
+    return parts$.pipe(
       toArray(),
       concatMap((parts) =>
         parts.map(
@@ -87,12 +93,25 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
             uncompressedBytes: part.raw,
             offsets: offsetsOf(batch, part, index === parts.length - 1),
             ...generationOf(batch),
+            ...eventTimeOf(batch.rows, part),
           }),
         ),
       ),
       tap((part) => config.onEncoded?.(part, batch.reason)),
     );
   });
+}
+
+function eventTimeOf(rows: readonly HttpLogRow[], part: Part): { eventTime?: readonly [number, number] } {
+  if (part.end <= part.start) return {};
+  let oldest = Number.POSITIVE_INFINITY;
+  let newest = Number.NEGATIVE_INFINITY;
+  for (let i = part.start; i < part.end; i++) {
+    const { timestamp } = rows[i]!;
+    if (timestamp < oldest) oldest = timestamp;
+    if (timestamp > newest) newest = timestamp;
+  }
+  return { eventTime: [oldest, newest] };
 }
 
 function generationOf(batch: RowBatch): { generation?: number } {

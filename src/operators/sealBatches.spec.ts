@@ -1,6 +1,7 @@
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import type { OffsetChunk, RowBatch } from '../domain/batch.ts';
+import type { Observable } from 'rxjs';
+import type { OffsetChunk, PreparedBody, RowBatch } from '../domain/batch.ts';
 import { sealBatches } from './sealBatches.ts';
 
 const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
@@ -171,5 +172,95 @@ describe('sealBatches and consumer generations', () => {
         y: { rows: ['c'], offsets: new Map([[2, 9]]), reason: 'end-of-input', rowOffsets: { partitions: [2], offsets: [9] } },
       });
     });
+  });
+});
+
+describe('sealBatches with fit (measure, then seal exactly what fits)', () => {
+  /** A stand-in "compressed body" of `perRow` bytes a row, ready after `frames` frames. */
+  const measuring = (cold: (m: string, v?: Record<string, unknown>) => Observable<unknown>, perRow: number, frames = 3) => (rows: readonly string[]) =>
+    cold(`${'-'.repeat(frames)}(m|)`, { m: body(rows.length * perRow) }) as Observable<PreparedBody>;
+  const body = (n: number): PreparedBody => ({ body: new Uint8Array(n), uncompressedBytes: n * 2 });
+  const one = (row: string, offset: number): OffsetChunk<string> => ({ partition: 0, items: [row], itemOffsets: [offset], lastOffset: offset });
+  const letters = Object.fromEntries('abcdefgh'.split('').map((l, i) => [l, one(l, i)]));
+  const rowOffsets = (offsets: number[]) => ({ partitions: offsets.map(() => 0), offsets });
+
+  it('a body measured over the limit is shrunk; the fitting prefix is sealed with its body, the rest stays open', () => {
+    const measured: Array<[number, number, string]> = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a-b-c-d----|', letters);
+      const fit = { limit: 100, aim: 0.9, floor: 0.5, initialRatio: 30, measure: measuring(cold, 40), onMeasured: (r: number, b: number, v: string) => void measured.push([r, b, v]) };
+      // c (frame 5): estimate 3 × 30 = 90 ≥ aim → measure 3 rows → 120 B at 8 → shrink to 2 → 80 B at 11: fits.
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('-----------x(y|)', {
+        x: { rows: ['a', 'b'], offsets: new Map([[0, 1]]), reason: 'size', rowOffsets: rowOffsets([0, 1]), prepared: body(80) },
+        y: { rows: ['c', 'd'], offsets: new Map([[0, 3]]), reason: 'end-of-input', rowOffsets: rowOffsets([2, 3]) },
+      });
+    });
+    expect(measured).toEqual([[3, 120, 'shrink'], [2, 80, 'fits']]);
+  });
+
+  it('a body measured under the floor waits for the rows that should fill it, then measures again', () => {
+    const measured: number[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a-b-c-d-e-f-g--|', letters);
+      // 3 rows → 60 B (< 95): grow to ⌈3 × 90 / 60⌉ = 5 rows; e arrives at 9 → 100 B at 12: fits.
+      const fit = { limit: 100, aim: 0.9, initialRatio: 30, measure: measuring(cold, 20), onMeasured: (r: number) => void measured.push(r) };
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('------------x---(y|)', {
+        x: { rows: ['a', 'b', 'c', 'd', 'e'], offsets: new Map([[0, 4]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4]), prepared: body(100) },
+        y: { rows: ['f', 'g'], offsets: new Map([[0, 6]]), reason: 'end-of-input', rowOffsets: rowOffsets([5, 6]) },
+      });
+    });
+    expect(measured).toEqual([3, 5]);
+  });
+
+  it('the proxy turning ready during a measurement sends the fullest fitting body as soon as it is known', () => {
+    scheduler().run(({ cold, hot, expectObservable }) => {
+      const source = cold('-a-b-c-d------', letters);
+      const ready = hot('  -------r------');
+      // Measures 3 rows at 5 → 60 B at 8 (under the floor), but the proxy is waiting: send them.
+      const fit = { limit: 100, aim: 0.9, initialRatio: 30, measure: measuring(cold, 20) };
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, sizeOf: () => 1, fit }))).toBe('--------x-----', {
+        x: { rows: ['a', 'b', 'c'], offsets: new Map([[0, 2]]), reason: 'proxy-ready', rowOffsets: rowOffsets([0, 1, 2]), prepared: body(60) },
+      });
+    });
+  });
+
+  it('gives up growing after maxAttempts and sends the fullest fitting body', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-(abcdefgh)------', letters);
+      // 10 B a row, and a ratio of 30 assumed: measures 3 (30 B), then ⌈3 × 80 / 30⌉ = 8 (80 B), then stops.
+      const fit = { limit: 100, aim: 0.8, initialRatio: 30, maxAttempts: 2, measure: measuring(cold, 10, 1) };
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('---x-------------', {
+        x: { rows: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], offsets: new Map([[0, 7]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4, 5, 6, 7]), prepared: body(80) },
+      });
+    });
+  });
+
+  it('a single row over the limit is an error (it could never be sent)', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a----', letters);
+      const fit = { limit: 100, initialRatio: 200, measure: measuring(cold, 150, 1) };
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe(
+        '--#',
+        undefined,
+        new RangeError("one row compresses to 150 bytes, over the proxy's body limit of 100"),
+      );
+    });
+  });
+
+  it('a rebalance during a measurement seals the old generation at once and drops the measurement', () => {
+    const measured: number[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-(ab)-c----|', {
+        a: { ...one('a', 0), generation: 1 },
+        b: { ...one('b', 1), generation: 1 },
+        c: { ...one('c', 2), generation: 2 },
+      });
+      const fit = { limit: 100, aim: 0.9, initialRatio: 45, measure: measuring(cold, 40, 6), onMeasured: (r: number) => void measured.push(r) };
+      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('------x----(y|)', {
+        x: { rows: ['a', 'b'], offsets: new Map([[0, 1]]), reason: 'rebalance', generation: 1, rowOffsets: rowOffsets([0, 1]) },
+        y: { rows: ['c'], offsets: new Map([[0, 2]]), reason: 'end-of-input', generation: 2, rowOffsets: rowOffsets([2]) },
+      });
+    });
+    expect(measured).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
-import { Observable, type OperatorFunction } from 'rxjs';
-import { mergeOffsets, type OffsetChunk, type RowBatch, type SealReason } from '../domain/batch.ts';
+import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
+import { judgeFit, type BodyFitPolicy } from '../domain/bodyFit.ts';
+import { mergeOffsets, type OffsetChunk, type PreparedBody, type RowBatch, type SealReason } from '../domain/batch.ts';
 
 export interface SealBatchesConfig<T> {
   /**
@@ -10,9 +11,10 @@ export interface SealBatchesConfig<T> {
   readonly proxyReady$: Observable<unknown>;
   /**
    * Seal before the open batch's estimated size would pass this, in bytes (the unit of
-   * `sizeOf`). A function is read again for every batch, so the cap can learn.
+   * `sizeOf`). A function is read again for every batch. Default: no cap (with `fit`, the
+   * measured body decides).
    */
-  readonly maxBytes: number | (() => number);
+  readonly maxBytes?: number | (() => number);
   /** The estimated encoded size of one item, in bytes. */
   readonly sizeOf: (item: T) => number;
   /**
@@ -21,11 +23,31 @@ export interface SealBatchesConfig<T> {
    * waits for the batch). Default: no limit.
    */
   readonly maxRows?: number;
+  /**
+   * Fill each body to within `floor` of `limit`, never over: estimate the compressed size
+   * as rows arrive (Σ sizeOf × the ratio the last measurement showed), and when the
+   * estimate reaches the aim, measure the real body (`measure`: encode + compress, off the
+   * event loop) and seal exactly the rows whose body fits. Rows keep arriving while a
+   * measurement runs; the sealed batch carries the measured body (`prepared`), so nothing
+   * is compressed twice. Needs per-row offsets (`itemOffsets`) to seal part of the open
+   * batch; without them the whole open batch is sealed as measured.
+   */
+  readonly fit?: SealFit<T>;
+}
+
+export interface SealFit<T> extends BodyFitPolicy {
+  readonly measure: (rows: readonly T[]) => ObservableInput<PreparedBody>;
+  /** Compressed bytes per `sizeOf` byte assumed before the first measurement. Default 0.5. */
+  readonly initialRatio?: number;
+  /** Measurements per batch that try to grow an under-full body before it is sent as it is. Default 4. */
+  readonly maxAttempts?: number;
+  /** Told about every measurement: rows, body bytes and what was decided. */
+  readonly onMeasured?: (rows: number, bodyBytes: number, verdict: string) => void;
 }
 
 /**
  * Gathers the rows of incoming chunks into batches, sealed when the proxy is ready for
- * one, when the next row would pass the size cap, or when the input ends.
+ * one, when the body is full, or when the input ends.
  *
  * A batch claims the offsets of what it holds, so committing them after it is durable
  * never runs ahead of the data, and never leaves rows it holds to be read again. When the
@@ -38,14 +60,28 @@ export interface SealBatchesConfig<T> {
  * result:      -----x-y---z|    x=[a,b] (size), y=[c] (proxy-ready), z=[d] (end-of-input)
  * ```
  *
+ * With `fit`, a full body is found by measuring (m: a measurement of the open rows that
+ * takes two frames; here [a,b,c] measure over the limit and [a,b] fit):
+ * ```
+ * chunks:   -a-b-c-d-|
+ * measured:      m-m-       ([a,b,c] too big → [a,b])
+ * result:   ---------(x y|) x=[a,b] (size, with its body), y=[c,d] (end-of-input)
+ * ```
+ *
  * @example
- * rows$.pipe(sealBatches({ proxyReady$: slots.ready$, maxBytes: 3_000_000, sizeOf: nativeRowSize }))
+ * rows$.pipe(sealBatches({
+ *   proxyReady$: slots.ready$,
+ *   sizeOf: nativeRowSize,
+ *   fit: { limit: 1 << 20, measure: (rows) => bodyOf(rows) },
+ * }))
  */
 export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<OffsetChunk<T>, RowBatch<T>> {
   type Batch = RowBatch<T>;
   return (source) =>
     new Observable<Batch>((subscriber) => {
+      const fit = config.fit;
       let rows: T[] = [];
+      let sizes: number[] = [];
       let bytes = 0;
       let offsets = new Map<number, number>();
       let generation: number | undefined;
@@ -53,32 +89,151 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       let rowOffsetValues: number[] = [];
       // Row offsets are kept only while every chunk so far carried them.
       let rowOffsetsKnown = true;
-      const capOf = (): number => (typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes);
+      const capOf = (): number =>
+        config.maxBytes === undefined ? Number.POSITIVE_INFINITY : typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes;
       let cap = capOf();
       const maxRows = config.maxRows ?? Number.POSITIVE_INFINITY;
 
-      const seal = (reason: SealReason): void => {
+      // --- fitting state (only with `fit`) ---
+      // Compressed bytes per estimated byte, learned from every measurement.
+      let ratio = fit?.initialRatio ?? 0.5;
+      let measuring: Subscription | undefined;
+      // A measurement asked for more rows than are open: measure again once this many are.
+      let measureAt: number | undefined;
+      let attempts = 0;
+      // The largest measured prefix whose body fits, in case growing it never reaches the floor.
+      let best: { count: number; prepared: PreparedBody } | undefined;
+      // The proxy became ready while a measurement ran: send what fits as soon as it is known.
+      let readyWhileMeasuring = false;
+
+      const resetFit = (): void => {
+        measuring?.unsubscribe();
+        measuring = undefined;
+        measureAt = undefined;
+        attempts = 0;
+        best = undefined;
+        readyWhileMeasuring = false;
+      };
+
+      /** Seals the first `count` open rows (all of them by default); the rest stay open. */
+      const seal = (reason: SealReason, count = rows.length, prepared?: PreparedBody): void => {
         if (rows.length === 0 && offsets.size === 0) return;
+        const whole = count >= rows.length;
+        if (!whole && !rowOffsetsKnown) {
+          // Without per-row offsets part of a batch cannot claim its rows: send it all.
+          seal(reason);
+          return;
+        }
+        const takenRows = rows.slice(0, count);
+        let claimed: Map<number, number> = offsets;
+        if (!whole) {
+          claimed = new Map();
+          for (let i = 0; i < count; i++) mergeOffsets(claimed, rowPartitions[i]!, rowOffsetValues[i]!);
+        }
         const batch: Batch = {
-          rows,
-          offsets,
+          rows: takenRows,
+          offsets: claimed,
           reason,
           ...(generation === undefined ? {} : { generation }),
-          ...(rowOffsetsKnown && rows.length > 0 ? { rowOffsets: { partitions: rowPartitions, offsets: rowOffsetValues } } : {}),
+          ...(rowOffsetsKnown && takenRows.length > 0
+            ? { rowOffsets: { partitions: rowPartitions.slice(0, count), offsets: rowOffsetValues.slice(0, count) } }
+            : {}),
+          ...(prepared === undefined ? {} : { prepared }),
         };
-        rows = [];
-        bytes = 0;
-        offsets = new Map();
-        generation = undefined;
-        rowPartitions = [];
-        rowOffsetValues = [];
-        rowOffsetsKnown = true;
+        if (whole) {
+          rows = [];
+          sizes = [];
+          bytes = 0;
+          offsets = new Map();
+          generation = undefined;
+          rowPartitions = [];
+          rowOffsetValues = [];
+          rowOffsetsKnown = true;
+        } else {
+          // The rest keeps the open batch's whole span: it holds every row after the part.
+          rows = rows.slice(count);
+          sizes = sizes.slice(count);
+          bytes = sizes.reduce((sum, size) => sum + size, 0);
+          rowPartitions = rowPartitions.slice(count);
+          rowOffsetValues = rowOffsetValues.slice(count);
+        }
+        resetFit();
         cap = capOf();
         subscriber.next(batch);
       };
 
+      const estimatedBody = (): number => bytes * ratio;
+
+      const measure = (count: number): void => {
+        if (!fit) return;
+        attempts++;
+        measureAt = undefined;
+        const measuredBytes = sizes.slice(0, count).reduce((sum, size) => sum + size, 0);
+        let settled = false;
+        const subscription = from(fit.measure(rows.slice(0, count))).subscribe({
+          next: (prepared) => {
+            if (settled) return;
+            settled = true;
+            measuring = undefined;
+            onMeasured(count, measuredBytes, prepared);
+          },
+          error: (error: unknown) => subscriber.error(error),
+        });
+        if (!settled) measuring = subscription;
+      };
+
+      const onMeasured = (count: number, measuredBytes: number, prepared: PreparedBody): void => {
+        if (!fit) return;
+        const bodyBytes = prepared.body.byteLength;
+        if (measuredBytes > 0) ratio = bodyBytes / measuredBytes;
+        const verdict = judgeFit(fit, count, bodyBytes);
+        fit.onMeasured?.(count, bodyBytes, verdict.kind);
+        if (bodyBytes <= fit.limit && (best === undefined || count > best.count)) best = { count, prepared };
+        switch (verdict.kind) {
+          case 'fits':
+            seal('size', count, prepared);
+            break;
+          case 'too-large':
+            subscriber.error(new RangeError(`one row compresses to ${bodyBytes} bytes, over the proxy's body limit of ${fit.limit}`));
+            return;
+          case 'shrink':
+            measure(verdict.count);
+            return;
+          case 'grow':
+            if (readyWhileMeasuring || attempts >= (fit.maxAttempts ?? 4)) {
+              // The proxy is waiting (the source has caught up), or growing keeps missing:
+              // send the fullest body measured.
+              seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
+              break;
+            }
+            if (rows.length >= verdict.count) {
+              measure(verdict.count);
+              return;
+            }
+            measureAt = verdict.count;
+            return;
+        }
+        considerMeasuring();
+      };
+
+      /** After rows arrive or a batch is sealed: start a measurement if the open rows look full. */
+      const considerMeasuring = (): void => {
+        if (!fit || measuring !== undefined || rows.length === 0) return;
+        if (measureAt !== undefined ? rows.length >= measureAt : estimatedBody() >= (fit.aim ?? 0.985) * fit.limit) measure(rows.length);
+      };
+
+      const onProxyReady = (): void => {
+        if (measuring !== undefined) {
+          readyWhileMeasuring = true;
+          return;
+        }
+        // Everything open, unless it no longer fits: then the fullest body measured.
+        if (fit && best !== undefined && estimatedBody() > fit.limit) seal('proxy-ready', best.count, best.prepared);
+        else seal('proxy-ready');
+      };
+
       const readySubscription = config.proxyReady$.subscribe({
-        next: () => seal('proxy-ready'),
+        next: onProxyReady,
         error: (error: unknown) => subscriber.error(error),
       });
 
@@ -92,30 +247,37 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
           if (chunk.itemOffsets === undefined && chunk.items.length > 0) rowOffsetsKnown = false;
           chunk.items.forEach((item, index) => {
             const size = config.sizeOf(item);
-            if (rows.length > 0 && (bytes + size > cap || rows.length >= maxRows)) seal('size');
+            // With `fit`, fullness is judged by measuring (considerMeasuring, below); the
+            // estimate cap and the row cap still hold while no measurement is running.
+            if (rows.length > 0 && measuring === undefined && (bytes + size > cap || rows.length >= maxRows)) seal('size');
             if (chunk.generation !== undefined) generation = chunk.generation;
             rows.push(item);
+            sizes.push(size);
             bytes += size;
             const offset = chunk.itemOffsets?.[index];
             if (offset !== undefined) {
-              mergeOffsets(offsets, chunk.partition, offset);
               rowPartitions.push(chunk.partition);
               rowOffsetValues.push(offset);
             } else if (rows.length === 1) {
               // A new batch that starts inside a chunk without item offsets.
               rowOffsetsKnown = false;
             }
+            if (offset !== undefined) mergeOffsets(offsets, chunk.partition, offset);
           });
           mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
+          considerMeasuring();
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => {
+          // A measurement still running is dropped: the encoder compresses the rest (and
+          // splits it, should it be over the limit).
           seal('end-of-input');
           subscriber.complete();
         },
       });
 
       return () => {
+        measuring?.unsubscribe();
         readySubscription.unsubscribe();
         sourceSubscription.unsubscribe();
       };

@@ -53,11 +53,11 @@ export interface PipelineDeps {
 }
 
 /**
- * The compression ratio assumed before any batch has been measured. Native + a strong
- * codec does better than this on real traffic; starting low only costs the first batch
- * some fill, while starting high would make it split.
+ * Compressed bytes per Native byte assumed before the first body is measured: about what
+ * Native + brotli-11 does on the uniform dataset (docs/performance.md). A wrong guess only
+ * costs one more measurement of the first batch.
  */
-const INITIAL_RATIO = 2;
+const INITIAL_RATIO = 0.3;
 
 type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 
@@ -65,8 +65,6 @@ type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 export function ingestion(deps: PipelineDeps): Observable<Ingested> {
   const { source, spool, slots, metrics } = deps;
   const log = deps.logger;
-  // Learned from every batch that was sealed full, so the next one fills the body closely.
-  let ratio = INITIAL_RATIO;
   // Rows sealed and not yet in the send queue (encoding, staging, committing). While there
   // are any, the slot is already spoken for: sealing again would send a sliver first.
   let sealedRowsInFlight = 0;
@@ -77,6 +75,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
   const sealed$ = source.chunks$.pipe(
     tap((chunk) => metrics.consumed.inc(chunk.items.length)),
     decodeRecords({ decode: decodeRecord }),
+    tap((chunk) => metrics.decoded.inc(chunk.items.length)),
     deadLetter({
       send: async (rejected) => {
         await deps.deadLetters.send(rejected);
@@ -87,8 +86,27 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
       },
     }),
     anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
+    tap((chunk) => metrics.anonymized.inc(chunk.items.length)),
     // maxRows: half of what the source lets be outstanding (400 000), so a batch can always fill.
-    sealBatches({ proxyReady$, maxBytes: () => deps.maxBodyBytes * ratio, sizeOf: nativeRowSize, maxRows: 200_000 }),
+    // fit: each full body is measured (encoded and compressed) before it is sealed, so it
+    // fills the proxy's limit to within 5 % and never passes it.
+    sealBatches({
+      proxyReady$,
+      sizeOf: nativeRowSize,
+      maxRows: 200_000,
+      fit: {
+        limit: deps.maxBodyBytes,
+        initialRatio: INITIAL_RATIO,
+        measure: async (rows) => {
+          const raw = encodeInsertBody(rows);
+          return { body: await deps.compress(raw), uncompressedBytes: raw.byteLength };
+        },
+        onMeasured: (rows, bytes, verdict) => {
+          metrics.bodyMeasurements.inc({ verdict });
+          log.debug({ rows, bytes, fill: round(bytes / deps.maxBodyBytes), verdict }, 'body measured');
+        },
+      },
+    }),
     tap((batch) => (sealedRowsInFlight += batch.rows.length)),
   );
   return sealed$.pipe(
@@ -98,10 +116,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
       codec: deps.codec,
       maxBodyBytes: deps.maxBodyBytes,
       onOversize: (rows, bytes) => log.info({ rows, bytes }, 'body over the limit: split in two before sending'),
-      onEncoded: (batch, reason) => {
-        if (reason === 'size' && batch.body.byteLength > 0) ratio = (batch.uncompressedBytes / batch.body.byteLength) * 0.97;
-        metrics.sealed.inc({ reason });
-      },
+      onEncoded: (_batch, reason) => metrics.sealed.inc({ reason }),
     }),
     persistBatches({ write: (batch: SealedBatch) => spool.stage(batch) }),
     commitOffsets({ commit: (batch: PersistedBatch<StagedBatch>) => source.commit(batch, spool.instanceId) }),
@@ -122,7 +137,10 @@ export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBa
   const log = deps.logger;
   return spool.pending().pipe(
     pacedInsert<SpooledBatch>({
-      send: (batch) => from(spool.readBody(batch)).pipe(mergeMap((body) => deps.clickhouse.insert({ token: batch.token, format: batch.format, codec: batch.codec, body }))),
+      send: (batch) => defer(() => {
+        metrics.sent.inc();
+        return from(spool.readBody(batch));
+      }).pipe(mergeMap((body) => deps.clickhouse.insert({ token: batch.token, format: batch.format, codec: batch.codec, body }))),
       slots,
       onFailure: (batch, error, action) => {
         const code = error instanceof AnonymizerError ? error.code : 'unknown';
@@ -133,6 +151,12 @@ export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBa
         metrics.requests.inc({ outcome: 'stored' });
         metrics.rowsStored.inc(batch.rowCount);
         metrics.bodyBytes.inc(batch.bodyBytes);
+        metrics.acknowledged.inc();
+        metrics.requestRows.observe(batch.rowCount);
+        metrics.requestBytes.observe(batch.bodyBytes);
+        metrics.fillRatio.observe(batch.bodyBytes / deps.maxBodyBytes);
+        const oldest = batch.header.eventTime?.[0];
+        if (oldest !== undefined) metrics.latency.observe(Math.max(0, Date.now() / 1000 - oldest));
         log.info({ token: batch.token, rows: batch.rowCount, bytes: batch.bodyBytes, fill: round(batch.bodyBytes / deps.maxBodyBytes), elapsedMs }, 'batch stored');
       },
     }),

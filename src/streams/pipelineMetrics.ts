@@ -2,7 +2,7 @@
  * The pipeline's metrics (prom-client). Created per registry so tests and embedders get
  * their own; `anonymizer run` uses one registry per process.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface PipelineMetrics {
   readonly rejected: Counter<'reason'>;
@@ -18,6 +18,15 @@ export interface PipelineMetrics {
   readonly spoolBatches: Gauge;
   readonly paused: Gauge;
   readonly consumed: Counter;
+  readonly decoded: Counter;
+  readonly anonymized: Counter;
+  readonly bodyMeasurements: Counter<'verdict'>;
+  readonly sent: Counter;
+  readonly acknowledged: Counter;
+  readonly requestRows: Histogram;
+  readonly requestBytes: Histogram;
+  readonly fillRatio: Histogram;
+  readonly latency: Histogram;
 }
 
 export function createPipelineMetrics(registry: Registry = new Registry()): PipelineMetrics {
@@ -36,5 +45,14 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
     spoolBatches: new Gauge({ name: 'anonymizer_spool_batches', help: 'Sealed batches waiting in the spool', registers }),
     paused: new Gauge({ name: 'anonymizer_consumer_paused', help: '1 while consumption is paused because the spool is full', registers }),
     consumed: new Counter({ name: 'anonymizer_records_consumed_total', help: 'Kafka messages handed to the pipeline', registers }),
+    decoded: new Counter({ name: 'anonymizer_records_decoded_total', help: 'Kafka messages decoded into records', registers }),
+    anonymized: new Counter({ name: 'anonymizer_records_anonymized_total', help: 'Records whose client address was anonymized (invalid ones included, stored as X)', registers }),
+    bodyMeasurements: new Counter({ name: 'anonymizer_body_measurements_total', help: 'Insert bodies encoded and compressed while sealing, by verdict (fits, shrink, grow)', labelNames: ['verdict'], registers }),
+    sent: new Counter({ name: 'anonymizer_batches_sent_total', help: 'Insert requests started (every attempt)', registers }),
+    acknowledged: new Counter({ name: 'anonymizer_batches_acknowledged_total', help: 'Batches stored by ClickHouse and removed from the spool', registers }),
+    requestRows: new Histogram({ name: 'anonymizer_request_rows', help: 'Rows per stored insert request', buckets: [100, 1_000, 5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 120_000, 200_000], registers }),
+    requestBytes: new Histogram({ name: 'anonymizer_request_body_bytes', help: 'Compressed body bytes per stored insert request', buckets: [16_384, 65_536, 262_144, 524_288, 786_432, 943_718, 996_147, 1_048_576, 2_097_152], registers }),
+    fillRatio: new Histogram({ name: 'anonymizer_request_fill_ratio', help: 'Stored body bytes ÷ the proxy body limit', buckets: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 1], registers }),
+    latency: new Histogram({ name: 'anonymizer_end_to_end_latency_seconds', help: "From the oldest record's timestamp in a batch to its acknowledgement by ClickHouse", buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1_800, 3_600, 21_600], registers }),
   };
 }
