@@ -9,5 +9,7 @@ export default defineConfig({
     // Two cores: the end-to-end suites share one local stack and must not compete for the proxy.
     fileParallelism: false,
     setupFiles: ['test/support/setup.ts'],
+    // Local stack or testcontainers (STACK=containers), chosen once per run.
+    globalSetup: ['test/support/stackSelection.ts'],
   },
 });

@@ -3,6 +3,10 @@
  * ClickHouse engine (chdb behind the HTTP endpoint), on free 127.0.0.1 ports in a temp
  * dir, stopped by PID when the file is done. Proxies are started per test, at the rate
  * and body limit that test needs.
+ *
+ * With STACK=containers and a container engine that answers (test/support/stackSelection.ts
+ * decides, once per run), the same services are containers instead (stack/containers.ts):
+ * the official Kafka, ClickHouse server and nginx images, on the same kind of ports.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,13 +14,43 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
+import { inject } from 'vitest';
 import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../../stack/index.ts';
+import type { StackKind } from './stackSelection.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/anonymizer.js', import.meta.url));
 // Every CLI a test starts has its metrics endpoint off (METRICS_PORT=0) unless the test
 // asks for one: several run at once, and 9464 may be taken by a local stack.
 
-export type Proxy = ServiceHandle & { url: string; accessLog: string };
+type Stoppable = Pick<ServiceHandle, 'stop'>;
+export type Proxy = Stoppable & { url: string; accessLog: string };
+
+/** How a stack's services start: as local processes, or as containers. */
+export interface StackServices {
+  readonly kind: StackKind;
+  startKafka(options: { dir: string; port: number; controllerPort: number }): Promise<Stoppable & { brokers: string }>;
+  startClickHouse(options: { dir: string; port: number }): Promise<Stoppable & { url: string }>;
+  startProxy(options: { dir: string; port: number; upstreamPort: number; rate: string; maxBody: string }): Promise<Proxy>;
+}
+
+const LOCAL_SERVICES: StackServices = {
+  kind: 'local',
+  startKafka: (options) => startKafka({ ...options, topics: [] }),
+  startClickHouse,
+  startProxy,
+};
+
+/** The services of the stack this run selected (local unless STACK=containers found an engine). */
+export async function stackServices(kind: StackKind = inject('stack') ?? 'local'): Promise<StackServices> {
+  if (kind === 'local') return LOCAL_SERVICES;
+  const containers = await import('../../stack/containers.ts');
+  return {
+    kind,
+    startKafka: ({ port }) => containers.startKafkaContainer({ port }),
+    startClickHouse: containers.startClickHouseContainer,
+    startProxy: containers.startProxyContainer,
+  };
+}
 
 export interface E2EStack {
   readonly dir: string;
@@ -34,12 +68,13 @@ export interface E2EStack {
 
 export async function startE2EStack(name: string): Promise<E2EStack> {
   const dir = mkdtempSync(join(tmpdir(), `e2e-${name}-`));
-  const services: ServiceHandle[] = [];
+  const services: Stoppable[] = [];
+  const chosen = await stackServices();
   try {
-    const kafka = await startKafka({ dir: join(dir, 'kafka'), port: await freePort(), controllerPort: await freePort(), topics: [] });
+    const kafka = await chosen.startKafka({ dir: join(dir, 'kafka'), port: await freePort(), controllerPort: await freePort() });
     services.push(kafka);
     const clickhousePort = await freePort();
-    let clickhouse = await startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
+    let clickhouse = await chosen.startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
     services.push(clickhouse);
     let proxies = 0;
     return {
@@ -48,7 +83,7 @@ export async function startE2EStack(name: string): Promise<E2EStack> {
       clickhouseUrl: clickhouse.url,
       clickhousePort,
       async startProxy(options) {
-        const proxy = await startProxy({
+        const proxy = await chosen.startProxy({
           dir: options.dir ?? join(dir, `proxy-${++proxies}`),
           port: options.port ?? (await freePort()),
           upstreamPort: clickhousePort,
@@ -62,7 +97,7 @@ export async function startE2EStack(name: string): Promise<E2EStack> {
         await clickhouse.stop();
       },
       async startClickHouse() {
-        clickhouse = await startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
+        clickhouse = await chosen.startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
         services.push(clickhouse);
       },
       async stop() {
