@@ -1,0 +1,405 @@
+/**
+ * Builds etc/grafana/dashboards/http-log.json, the provisioned Grafana dashboard.
+ *
+ *   node test/grafana/buildDashboard.ts --write     regenerate the JSON file
+ *   node test/grafana/buildDashboard.ts             print it
+ *
+ * Why a generator: every ClickHouse panel reads one of three rollup tables, chosen by the
+ * selected range, through a UNION ALL of three branches that differ only in table, bucket
+ * column and bucket unit. Written by hand that is the same filter four times in three
+ * branches of nine panels; generated, the branches cannot drift apart. The JSON stays the
+ * source Grafana loads; test/grafana/dashboard.test.ts checks that it equals this output and
+ * runs every query it holds.
+ *
+ * Macro conventions (see test/grafana/grafanaExpand.ts for the expansion):
+ * - `$__fromTime`, `$__toTime`, `$__interval_s` are always written inside their own
+ *   parentheses, e.g. `($__fromTime)`. Older grafana-plugin-sdk-go releases took the next
+ *   parenthesised text anywhere after an argument-less macro as its arguments, and
+ *   replaced it too; a `)` right after the macro makes every release expand it alike.
+ * - Dashboard variables filter through `$__conditionalAll(<column> IN (${v:singlequote}), $v)`:
+ *   the plugin replaces it with `1=1` when "All" is selected, so "All" filters nothing.
+ */
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const DASHBOARD_FILE = fileURLToPath(new URL('../../etc/grafana/dashboards/http-log.json', import.meta.url));
+
+/** The provisioned data sources (etc/grafana/provisioning/datasources/datasources.yml). */
+export const CLICKHOUSE = { type: 'grafana-clickhouse-datasource', uid: 'clickhouse' } as const;
+export const PROMETHEUS = { type: 'prometheus', uid: 'prometheus' } as const;
+
+export interface Tier {
+  readonly name: '1m' | '1h' | '1d';
+  readonly table: string;
+  readonly bucket: string;
+  /** ClickHouse interval unit of one bucket, and its length in seconds. */
+  readonly unit: 'MINUTE' | 'HOUR' | 'DAY';
+  readonly seconds: number;
+  readonly startOf: string;
+}
+
+export const TIERS: readonly Tier[] = [
+  { name: '1m', table: 'http_log_totals_1m', bucket: 'minute', unit: 'MINUTE', seconds: 60, startOf: 'toStartOfMinute' },
+  { name: '1h', table: 'http_log_totals_1h', bucket: 'hour', unit: 'HOUR', seconds: 3_600, startOf: 'toStartOfHour' },
+  { name: '1d', table: 'http_log_totals_1d', bucket: 'day', unit: 'DAY', seconds: 86_400, startOf: 'toStartOfDay' },
+];
+
+/**
+ * Which table a range reads (docs/schema.md, "How a Grafana panel picks its table"):
+ * the minute table for spans up to 24 h that start within its 30-day retention, the hour
+ * table for spans up to 31 days that start within its 400-day retention, the day table
+ * otherwise. Every quick range of Grafana's picker then gets at least ~48 points.
+ */
+export const THRESHOLDS = {
+  minuteMaxSpanSeconds: 24 * 3_600,
+  minuteRetentionDays: 30,
+  hourMaxSpanSeconds: 31 * 86_400,
+  hourRetentionDays: 400,
+} as const;
+
+const SPAN = '($__toTime) - ($__fromTime)';
+/** A constant once the macros are expanded: ClickHouse folds it and prunes the other branches. */
+export const TIER_EXPRESSION =
+  `multiIf(${SPAN} <= ${THRESHOLDS.minuteMaxSpanSeconds} AND ($__fromTime) >= now() - INTERVAL ${THRESHOLDS.minuteRetentionDays} DAY, '1m', ` +
+  `${SPAN} <= ${THRESHOLDS.hourMaxSpanSeconds} AND ($__fromTime) >= now() - INTERVAL ${THRESHOLDS.hourRetentionDays} DAY, '1h', '1d')`;
+
+/** Dashboard variables: name, label, the column each filters. */
+export const VARIABLES = [
+  { name: 'resource', label: 'Resource', column: 'resource_id' },
+  { name: 'status', label: 'Status', column: 'response_status' },
+  { name: 'cache_status', label: 'Cache status', column: 'cache_status' },
+  { name: 'address', label: 'Address (/24, /48)', column: 'remote_addr' },
+] as const;
+
+const FILTERS = VARIABLES.map((v) => `$__conditionalAll(${v.column} IN (\${${v.name}:singlequote}), $${v.name})`);
+
+/** The WHERE clause of one branch: its tier is the chosen one, the range rounded out to whole buckets, every variable. */
+function where(tier: Tier): string {
+  return [
+    `${TIER_EXPRESSION} = '${tier.name}'`,
+    `${tier.bucket} BETWEEN ${tier.startOf}(($__fromTime)) AND ($__toTime)`,
+    ...FILTERS,
+  ].join('\n      AND ');
+}
+
+/** Points no finer than Grafana's interval for the panel, and never finer than the table's bucket. */
+function timeBucket(tier: Tier): string {
+  return `toStartOfInterval(${tier.bucket}, INTERVAL greatest(intDiv(($__interval_s), ${tier.seconds}), 1) ${tier.unit})`;
+}
+
+/**
+ * The three branches around one per-branch SELECT. `select(tier)` returns the select list
+ * and the rest after WHERE (GROUP BY …). Aggregation stays inside each branch, on the
+ * table itself, so ClickHouse can answer it from the table's aggregate projections.
+ */
+function branches(select: (tier: Tier) => { columns: string; tail: string }): string {
+  return TIERS.map((tier) => {
+    const { columns, tail } = select(tier);
+    return `    SELECT ${columns}\n    FROM ${tier.table}\n    WHERE ${where(tier)}${tail ? `\n    ${tail}` : ''}`;
+  }).join('\n    UNION ALL\n');
+}
+
+const HIT = `cache_status = 'HIT'`;
+
+/** The ClickHouse panels' SQL, by a stable key the test uses to pick its raw-table reference. */
+export const QUERIES = {
+  traffic: `SELECT time, requests, bytes FROM
+(
+${branches((t) => ({ columns: `${timeBucket(t)} AS time, sum(requests) AS requests, sum(bytes_sent) AS bytes`, tail: 'GROUP BY time' }))}
+)
+ORDER BY time`,
+
+  // Inner names differ from the outer ones: an outer alias `requests` would capture `sum(requests)`.
+  totals: `SELECT sum(r) AS requests, sum(b) AS bytes, sum(h) / sum(r) AS hit_ratio FROM
+(
+${branches(() => ({ columns: `sum(requests) AS r, sum(bytes_sent) AS b, sumIf(requests, ${HIT}) AS h`, tail: '' }))}
+)`,
+
+  byStatus: `SELECT time, status, requests FROM
+(
+${branches((t) => ({ columns: `${timeBucket(t)} AS time, toString(response_status) AS status, sum(requests) AS requests`, tail: 'GROUP BY time, status' }))}
+)
+ORDER BY time, status`,
+
+  byCacheStatus: `SELECT time, cache, requests FROM
+(
+${branches((t) => ({ columns: `${timeBucket(t)} AS time, if(cache_status = '', '(none)', toString(cache_status)) AS cache, sum(requests) AS requests`, tail: 'GROUP BY time, cache' }))}
+)
+ORDER BY time, cache`,
+
+  hitRatio: `SELECT time, requests_hit_ratio, bytes_hit_ratio FROM
+(
+${branches((t) => ({ columns: `${timeBucket(t)} AS time, sumIf(requests, ${HIT}) / sum(requests) AS requests_hit_ratio, sumIf(bytes_sent, ${HIT}) / sum(bytes_sent) AS bytes_hit_ratio`, tail: 'GROUP BY time' }))}
+)
+ORDER BY time`,
+
+  statusCache: `SELECT status, cache, requests, bytes FROM
+(
+${branches(() => ({ columns: `response_status AS status, if(cache_status = '', '(none)', toString(cache_status)) AS cache, sum(requests) AS requests, sum(bytes_sent) AS bytes`, tail: 'GROUP BY status, cache' }))}
+)
+ORDER BY status, cache`,
+
+  // `n`, not `requests`, inside: an alias `requests` would capture `requests` in sumIf().
+  // resource_id is a UInt64: as text, so that ids above 2^53 survive JavaScript numbers.
+  topResources: `SELECT resource, n AS requests, bytes, hit_ratio FROM
+(
+${branches(() => ({ columns: `toString(resource_id) AS resource, sum(requests) AS n, sum(bytes_sent) AS bytes, sumIf(requests, ${HIT}) / sum(requests) AS hit_ratio`, tail: 'GROUP BY resource_id\n    ORDER BY bytes DESC, resource_id\n    LIMIT 20' }))}
+)
+ORDER BY bytes DESC, resource
+LIMIT 20`,
+
+  topAddresses: `SELECT network, n AS requests, bytes, hit_ratio FROM
+(
+${branches(() => ({ columns: `remote_addr AS network, sum(requests) AS n, sum(bytes_sent) AS bytes, sumIf(requests, ${HIT}) / sum(requests) AS hit_ratio`, tail: 'GROUP BY remote_addr\n    ORDER BY bytes DESC, remote_addr\n    LIMIT 20' }))}
+)
+ORDER BY bytes DESC, network
+LIMIT 20`,
+} as const;
+
+export type QueryKey = keyof typeof QUERIES;
+
+/**
+ * The variables' option lists, from the day table over the selected range rounded out to
+ * whole days: the cheapest table, and it already holds today's rows (the views fill every
+ * rollup at insert). Resources and addresses: the 100 largest by bytes, so a dropdown stays
+ * usable when there are millions of them (any other value can still be typed in).
+ */
+export const VARIABLE_QUERIES: Record<(typeof VARIABLES)[number]['name'], string> = {
+  resource: `SELECT toString(resource_id) FROM http_log_totals_1d WHERE day BETWEEN toStartOfDay(($__fromTime)) AND ($__toTime) GROUP BY resource_id ORDER BY sum(bytes_sent) DESC, resource_id LIMIT 100`,
+  status: `SELECT toString(response_status) FROM http_log_totals_1d WHERE day BETWEEN toStartOfDay(($__fromTime)) AND ($__toTime) GROUP BY response_status ORDER BY response_status`,
+  cache_status: `SELECT toString(cache_status) FROM http_log_totals_1d WHERE day BETWEEN toStartOfDay(($__fromTime)) AND ($__toTime) AND cache_status != '' GROUP BY cache_status ORDER BY cache_status`,
+  address: `SELECT remote_addr FROM http_log_totals_1d WHERE day BETWEEN toStartOfDay(($__fromTime)) AND ($__toTime) GROUP BY remote_addr ORDER BY sum(bytes_sent) DESC, remote_addr LIMIT 100`,
+};
+
+// ---------------------------------------------------------------------------------------
+// Panels
+
+type Json = Record<string, unknown>;
+interface Grid { x: number; y: number; w: number; h: number }
+
+let nextId = 1;
+
+function clickhousePanel(key: QueryKey, p: { title: string; description: string; type: string; gridPos: Grid; table?: boolean; fieldConfig?: Json; options?: Json }): Json {
+  return {
+    id: nextId++,
+    type: p.type,
+    title: p.title,
+    description: p.description,
+    datasource: CLICKHOUSE,
+    gridPos: p.gridPos,
+    // Grafana's $__interval, and so $__interval_s, never below a minute: the finest table's bucket.
+    interval: '1m',
+    fieldConfig: p.fieldConfig ?? { defaults: {}, overrides: [] },
+    options: p.options ?? {},
+    targets: [{
+      refId: 'A',
+      datasource: CLICKHOUSE,
+      editorType: 'sql',
+      // The plugin's Format enum: 0 time series (long frames are widened per label), 1 table.
+      format: p.table ? 1 : 0,
+      queryType: p.table ? 'table' : 'timeseries',
+      rawSql: QUERIES[key],
+    }],
+  };
+}
+
+function prometheusPanel(p: { title: string; description: string; type?: string; gridPos: Grid; unit?: string; targets: Array<{ expr: string; legendFormat: string }>; fieldConfig?: Json; options?: Json }): Json {
+  return {
+    id: nextId++,
+    type: p.type ?? 'timeseries',
+    title: p.title,
+    description: p.description,
+    datasource: PROMETHEUS,
+    gridPos: p.gridPos,
+    fieldConfig: p.fieldConfig ?? { defaults: { unit: p.unit ?? 'short' }, overrides: [] },
+    options: p.options ?? {},
+    targets: p.targets.map((t, i) => ({ refId: String.fromCharCode(65 + i), datasource: PROMETHEUS, expr: t.expr, legendFormat: t.legendFormat, range: true })),
+  };
+}
+
+function row(title: string, y: number): Json {
+  return { id: nextId++, type: 'row', title, collapsed: false, gridPos: { x: 0, y, w: 24, h: 1 }, panels: [] };
+}
+
+const legendTable = { legend: { displayMode: 'table', placement: 'right', calcs: ['sum'] }, tooltip: { mode: 'multi', sort: 'desc' } };
+const stacked = { defaults: { unit: 'short', custom: { stacking: { mode: 'normal', group: 'A' }, fillOpacity: 40, drawStyle: 'bars', lineWidth: 1 } }, overrides: [] };
+/** A field override: the bytes column is in bytes, on the right axis. */
+const bytesOnRight = (field: string): Json => ({
+  matcher: { id: 'byName', options: field },
+  properties: [{ id: 'unit', value: 'bytes' }, { id: 'custom.axisPlacement', value: 'right' }],
+});
+const bytesUnit = (field: string): Json => ({ matcher: { id: 'byName', options: field }, properties: [{ id: 'unit', value: 'bytes' }] });
+const ratioUnit = (field: string): Json => ({ matcher: { id: 'byName', options: field }, properties: [{ id: 'unit', value: 'percentunit' }, { id: 'decimals', value: 1 }] });
+
+function trafficPanels(): Json[] {
+  return [
+    row('Traffic (ClickHouse rollups: 1 min up to 24 h, 1 h up to 31 d, 1 d beyond)', 0),
+    clickhousePanel('totals', {
+      title: 'Totals in range', type: 'stat', gridPos: { x: 0, y: 1, w: 6, h: 8 }, table: true,
+      description: 'Requests, bytes sent and the share of requests served from cache (HIT) over the selected range and filters. Coarse tables round the range out to whole hours or days.',
+      fieldConfig: { defaults: { unit: 'short' }, overrides: [bytesUnit('bytes'), ratioUnit('hit_ratio')] },
+      options: { reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false }, orientation: 'vertical', textMode: 'value_and_name', colorMode: 'none', graphMode: 'none' },
+    }),
+    clickhousePanel('traffic', {
+      title: 'Traffic: requests and bytes', type: 'timeseries', gridPos: { x: 6, y: 1, w: 18, h: 8 },
+      description: 'Requests (left axis) and bytes sent (right axis) per interval.',
+      fieldConfig: { defaults: { unit: 'short', custom: { fillOpacity: 10 } }, overrides: [bytesOnRight('bytes')] },
+      options: { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } },
+    }),
+    clickhousePanel('byStatus', {
+      title: 'Requests by HTTP status', type: 'timeseries', gridPos: { x: 0, y: 9, w: 12, h: 8 },
+      description: 'Requests per interval, stacked by response status.',
+      fieldConfig: { ...stacked, defaults: { ...stacked.defaults, displayName: '${__field.labels.status}' } },
+      options: legendTable,
+    }),
+    clickhousePanel('byCacheStatus', {
+      title: 'Requests by cache status', type: 'timeseries', gridPos: { x: 12, y: 9, w: 12, h: 8 },
+      description: 'Requests per interval, stacked by cache status; (none) is an empty cache status.',
+      fieldConfig: { ...stacked, defaults: { ...stacked.defaults, displayName: '${__field.labels.cache}' } },
+      options: legendTable,
+    }),
+    clickhousePanel('hitRatio', {
+      title: 'Cache hit ratio', type: 'timeseries', gridPos: { x: 0, y: 17, w: 12, h: 8 },
+      description: 'Share of requests, and of bytes, with cache status HIT, per interval.',
+      fieldConfig: { defaults: { unit: 'percentunit', min: 0, max: 1, decimals: 1 }, overrides: [] },
+      options: { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } },
+    }),
+    clickhousePanel('statusCache', {
+      title: 'Status × cache status', type: 'table', gridPos: { x: 12, y: 17, w: 12, h: 8 }, table: true,
+      description: 'Requests and bytes over the range, per response status and cache status.',
+      fieldConfig: { defaults: {}, overrides: [bytesUnit('bytes')] },
+    }),
+    clickhousePanel('topResources', {
+      title: 'Top resources by bytes', type: 'table', gridPos: { x: 0, y: 25, w: 12, h: 10 }, table: true,
+      description: 'The 20 resources that sent the most bytes in the range, with their requests and cache hit ratio.',
+      fieldConfig: { defaults: {}, overrides: [bytesUnit('bytes'), ratioUnit('hit_ratio')] },
+    }),
+    clickhousePanel('topAddresses', {
+      title: 'Top client networks (/24, /48) by bytes', type: 'table', gridPos: { x: 12, y: 25, w: 12, h: 10 }, table: true,
+      description: 'Client addresses are stored anonymized (a.b.c.X, or the first three IPv6 hextets), so each row is a /24 or /48 network.',
+      fieldConfig: { defaults: {}, overrides: [bytesUnit('bytes'), ratioUnit('hit_ratio')] },
+    }),
+  ];
+}
+
+/** The anonymizer's own metrics (src/streams/pipelineMetrics.ts, src/cli/run.ts), scraped by Prometheus. */
+function pipelinePanels(): Json[] {
+  const y = 35;
+  const stored = 'anonymizer_insert_requests_total{outcome="stored"}';
+  return [
+    row('Pipeline (Prometheus: the anonymizer\'s /metrics)', y),
+    prometheusPanel({
+      title: 'Keeping up: records in, rows stored', gridPos: { x: 0, y: y + 1, w: 8, h: 8 }, unit: 'short',
+      description: 'Records consumed from Kafka and rows acknowledged by ClickHouse, per second (5 min average). Stored below consumed for long means the proxy is the bottleneck: watch the spool.',
+      targets: [
+        { expr: 'sum(rate(anonymizer_records_consumed_total[5m]))', legendFormat: 'consumed/s' },
+        { expr: 'sum(rate(anonymizer_rows_stored_total[5m]))', legendFormat: 'stored/s' },
+      ],
+    }),
+    prometheusPanel({
+      title: 'Consumer lag', gridPos: { x: 8, y: y + 1, w: 8, h: 8 }, unit: 'short',
+      description: 'Per partition: the high-water mark minus the next offset to fetch. Kafka may delete unread records after its retention, so lag must stay near zero.',
+      targets: [{ expr: 'sum by (partition) (anonymizer_consumer_lag)', legendFormat: 'partition {{partition}}' }],
+    }),
+    prometheusPanel({
+      title: 'Spool depth', gridPos: { x: 16, y: y + 1, w: 8, h: 8 }, unit: 'bytes',
+      description: 'Sealed batches waiting for a proxy slot, in bytes (left) and batches (right); paused = 1 while consumption is paused because the spool is over SPOOL_MAX_BYTES.',
+      fieldConfig: {
+        defaults: { unit: 'bytes' },
+        overrides: [
+          { matcher: { id: 'byName', options: 'batches' }, properties: [{ id: 'unit', value: 'short' }, { id: 'custom.axisPlacement', value: 'right' }] },
+          { matcher: { id: 'byName', options: 'paused' }, properties: [{ id: 'unit', value: 'short' }, { id: 'custom.axisPlacement', value: 'right' }, { id: 'custom.drawStyle', value: 'bars' }] },
+        ],
+      },
+      targets: [
+        { expr: 'sum(anonymizer_spool_bytes)', legendFormat: 'bytes' },
+        { expr: 'sum(anonymizer_spool_batches)', legendFormat: 'batches' },
+        { expr: 'max(anonymizer_consumer_paused)', legendFormat: 'paused' },
+      ],
+    }),
+    prometheusPanel({
+      title: 'Rows and body bytes per request', gridPos: { x: 0, y: y + 9, w: 8, h: 8 }, unit: 'short',
+      description: 'Average rows (left) and compressed body bytes (right) per stored insert over 5 min. Throughput is rows per request divided by the proxy interval; bytes near PROXY_MAX_BODY_BYTES mean full requests.',
+      fieldConfig: { defaults: { unit: 'short' }, overrides: [bytesOnRight('body bytes')] },
+      targets: [
+        { expr: `sum(increase(anonymizer_rows_stored_total[5m])) / sum(increase(${stored}[5m]))`, legendFormat: 'rows' },
+        { expr: `sum(increase(anonymizer_body_bytes_stored_total[5m])) / sum(increase(${stored}[5m]))`, legendFormat: 'body bytes' },
+      ],
+    }),
+    prometheusPanel({
+      title: 'Seconds to the next proxy slot', gridPos: { x: 8, y: y + 9, w: 8, h: 8 }, unit: 's',
+      description: 'When the proxy may take the next insert (one request per PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS).',
+      targets: [{ expr: 'max(anonymizer_next_slot_seconds)', legendFormat: 'next slot' }],
+    }),
+    prometheusPanel({
+      title: 'Errors (per 5 min)', gridPos: { x: 16, y: y + 9, w: 8, h: 8 }, unit: 'short',
+      description: 'Messages sent to the dead-letter topic by reason, insert requests that did not store (by outcome), batches split (413) or quarantined (refused data), addresses that did not parse.',
+      fieldConfig: { defaults: { unit: 'short', custom: { drawStyle: 'bars', fillOpacity: 60, stacking: { mode: 'normal', group: 'A' } } }, overrides: [] },
+      targets: [
+        { expr: 'sum by (reason) (increase(anonymizer_messages_dead_lettered_total[5m]))', legendFormat: 'dead-lettered: {{reason}}' },
+        { expr: 'sum by (outcome) (increase(anonymizer_insert_requests_total{outcome!="stored"}[5m]))', legendFormat: 'insert: {{outcome}}' },
+        { expr: 'sum(increase(anonymizer_batches_split_total[5m]))', legendFormat: 'batches split' },
+        { expr: 'sum(increase(anonymizer_batches_quarantined_total[5m]))', legendFormat: 'batches quarantined' },
+        { expr: 'sum(increase(anonymizer_invalid_addresses_total[5m]))', legendFormat: 'invalid addresses' },
+      ],
+    }),
+  ];
+}
+
+function variable(v: (typeof VARIABLES)[number]): Json {
+  return {
+    type: 'query',
+    name: v.name,
+    label: v.label,
+    datasource: CLICKHOUSE,
+    query: { rawSql: VARIABLE_QUERIES[v.name], editorType: 'sql', format: 1, refId: 'VariableQuery' },
+    definition: VARIABLE_QUERIES[v.name],
+    // 2: refresh the options when the time range changes.
+    refresh: 2,
+    multi: true,
+    includeAll: true,
+    // No custom all value: "All" keeps the value $__all, which $__conditionalAll turns into 1=1.
+    current: { selected: true, text: ['All'], value: ['$__all'] },
+    options: [],
+    sort: 0,
+    hide: 0,
+  };
+}
+
+export function buildDashboard(): Json {
+  nextId = 1;
+  return {
+    uid: 'http-log',
+    title: 'HTTP log traffic',
+    description: 'Served traffic from the ClickHouse totals tables (http_log_totals_1m/1h/1d, chosen by the range), and the anonymizer pipeline from Prometheus. Generated by test/grafana/buildDashboard.ts; checked by test/grafana/dashboard.test.ts.',
+    tags: ['http-log', 'clickhouse'],
+    timezone: 'utc',
+    // Grafana 12.2+ (the compose file runs 12.4).
+    schemaVersion: 42,
+    version: 1,
+    editable: true,
+    graphTooltip: 1,
+    liveNow: false,
+    time: { from: 'now-6h', to: 'now' },
+    timepicker: {},
+    refresh: '1m',
+    fiscalYearStartMonth: 0,
+    links: [],
+    annotations: { list: [] },
+    templating: { list: VARIABLES.map(variable) },
+    panels: [...trafficPanels(), ...pipelinePanels()],
+  };
+}
+
+export function dashboardJson(): string {
+  return `${JSON.stringify(buildDashboard(), null, 2)}\n`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv.includes('--write')) {
+    writeFileSync(DASHBOARD_FILE, dashboardJson());
+    process.stderr.write(`wrote ${DASHBOARD_FILE}\n`);
+  } else {
+    process.stdout.write(dashboardJson());
+  }
+}
