@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, AnonymizerError } from '../errors.ts';
+import { capacityCommand } from './capacity.ts';
 import { inspectCommand } from './inspect.ts';
 import { migrateCommand } from './migrate.ts';
 import { produceCommand } from './produce.ts';
@@ -26,6 +27,7 @@ program.addCommand(migrateCommand());
 program.addCommand(produceCommand());
 program.addCommand(inspectCommand());
 program.addCommand(spoolCommand());
+program.addCommand(capacityCommand());
 // Commands added with addCommand() do not inherit exitOverride(): without it, commander
 // exits with its own code (1) on a usage error instead of ours (2).
 const overrideExits = (command: Command): void => {

@@ -1,0 +1,207 @@
+/**
+ * The disk and proxy capacity model behind `anonymizer capacity` (docs/capacity.md).
+ *
+ * Disk per table = rows kept × bytes per row on disk, where
+ * - the raw table keeps rate × retention rows;
+ * - a totals table keeps one row per distinct (resource, status, cache status, address)
+ *   per bucket, so (retention ÷ bucket) × distinctKeys(rate × bucket) rows;
+ * - retention is rounded up by one partition: with `ttl_only_drop_parts = 1` a partition is
+ *   dropped only once its newest row has expired (docs/schema.md, Retention).
+ *
+ * The proxy passes one request a minute of at most 1 MiB, so the input rate fits when a
+ * minute's rows fit in one request's rows.
+ *
+ * Every constant below is measured, and names the command that measured it. Rerun it
+ * and update the figures when the schema, the codecs or the generators change.
+ */
+
+export type Dataset = 'uniform' | 'realistic';
+export const DATASETS: readonly Dataset[] = ['uniform', 'realistic'];
+
+export type TableName = 'http_log' | 'http_log_totals_1m' | 'http_log_totals_1h' | 'http_log_totals_1d';
+export const TOTALS_TABLES = ['http_log_totals_1m', 'http_log_totals_1h', 'http_log_totals_1d'] as const;
+export type TotalsTable = (typeof TOTALS_TABLES)[number];
+
+/** Seconds per bucket of each totals table. */
+export const BUCKET_SECONDS: Readonly<Record<TotalsTable, number>> = {
+  http_log_totals_1m: 60,
+  http_log_totals_1h: 3_600,
+  http_log_totals_1d: 86_400,
+};
+
+/** Partition length (etc/clickhouse/schema.sql): the most a TTL can overshoot by. */
+export const PARTITION_SECONDS: Readonly<Record<TableName, number>> = {
+  http_log: 86_400,
+  http_log_totals_1m: 86_400,
+  http_log_totals_1h: 31 * 86_400,
+  http_log_totals_1d: 366 * 86_400,
+};
+
+/** The schema's default TTLs, used when no retention is given. */
+export const DEFAULT_RETENTION_SECONDS: Readonly<Record<TableName, number>> = {
+  http_log: 30 * 86_400,
+  http_log_totals_1m: 30 * 86_400,
+  http_log_totals_1h: 400 * 86_400,
+  http_log_totals_1d: 1_830 * 86_400,
+};
+
+/**
+ * Rows in one 1 MiB insert body of the uniform dataset.
+ * Measured by `npm run bench:wire` (docs/performance.md).
+ */
+export const UNIFORM_ROWS_PER_REQUEST = 37_604;
+/**
+ * Rows in one 1 MiB insert body of the realistic dataset.
+ * Measured by `npm run bench:wire` (docs/performance.md).
+ */
+export const REALISTIC_ROWS_PER_REQUEST = 67_454;
+
+export const ROWS_PER_REQUEST: Readonly<Record<Dataset, number>> = {
+  uniform: UNIFORM_ROWS_PER_REQUEST,
+  realistic: REALISTIC_ROWS_PER_REQUEST,
+};
+
+/** The proxy passes one request per this many seconds. */
+export const SECONDS_PER_REQUEST = 60;
+
+/**
+ * Bytes on disk per row of each table, projections and indexes included, after
+ * OPTIMIZE … FINAL: for the raw table per raw row, for a totals table per totals row.
+ * Measured by `npm run bench:queries -- --sizes 1e7` (the 10M-row load; the "Disk" table
+ * of docs/query-performance.md).
+ */
+export const BYTES_PER_ROW: Readonly<Record<Dataset, Readonly<Record<TableName, number>>>> = {
+  uniform: {
+    http_log: 28.42,
+    http_log_totals_1m: 62.67,
+    http_log_totals_1h: 55.13,
+    http_log_totals_1d: 51.47,
+  },
+  realistic: {
+    http_log: 23.44,
+    http_log_totals_1m: 34.2,
+    http_log_totals_1h: 21.2,
+    http_log_totals_1d: 12.71,
+  },
+};
+
+/**
+ * Distinct totals keys (resource, status, cache status, address) among n consecutive rows,
+ * as [n, keys] points: a bucket that receives n rows keeps this many totals rows.
+ * Measured by `npm run bench:queries -- --sizes 1e8` ("Distinct totals keys" in
+ * docs/query-performance.md; n up to 1e8, averaged over up to 100 windows).
+ */
+export const DISTINCT_KEYS: Readonly<Record<Dataset, ReadonlyArray<readonly [number, number]>>> = {
+  uniform: [
+    [10, 10], [100, 100], [1e3, 1e3], [1e4, 1e4], [1e5, 1e5], [1e6, 1e6], [1e7, 1e7],
+  ],
+  realistic: [
+    [10, 9.98], [100, 98.3], [1e3, 927.4], [1e4, 8_155], [1e5, 65_180.8], [1e6, 458_646.5], [1e7, 2_816_455],
+  ],
+};
+
+/**
+ * Distinct keys among n rows: log-log interpolation between the measured points. Past
+ * the last point the last segment's slope continues (the curve only flattens, so this
+ * overestimates), never above n.
+ */
+export function distinctKeys(dataset: Dataset, n: number): number {
+  if (n <= 0) return 0;
+  const points = DISTINCT_KEYS[dataset];
+  const [n0, k0] = points[0]!;
+  if (n <= n0) return n * (k0 / n0);
+  for (let i = 1; i < points.length; i++) {
+    const [nb, kb] = points[i]!;
+    if (n <= nb || i === points.length - 1) {
+      const [na, ka] = points[i - 1]!;
+      const slope = Math.log(kb / ka) / Math.log(nb / na);
+      return Math.min(n, ka * Math.exp(slope * Math.log(n / na)));
+    }
+  }
+  return n;
+}
+
+export interface CapacityInput {
+  /** Average input rate, rows (messages) per second. */
+  readonly rate: number;
+  readonly dataset: Dataset;
+  /** Retention per table, in seconds. */
+  readonly retention: Readonly<Record<TableName, number>>;
+}
+
+export interface TableEstimate {
+  readonly table: TableName;
+  readonly retentionSeconds: number;
+  /** Retention plus the partition a TTL drop can wait for. */
+  readonly keptSeconds: number;
+  /** Rows per bucket (totals) or per second (raw). */
+  readonly rowsPerBucket: number;
+  readonly rows: number;
+  readonly bytesPerRow: number;
+  readonly bytes: number;
+}
+
+export interface CapacityEstimate {
+  readonly tables: readonly TableEstimate[];
+  readonly totalBytes: number;
+  readonly proxy: {
+    readonly rowsPerRequestNeeded: number;
+    readonly rowsPerRequest: number;
+    readonly fits: boolean;
+    /** Needed ÷ available. */
+    readonly utilisation: number;
+    readonly maxRate: number;
+  };
+}
+
+export function estimate(input: CapacityInput): CapacityEstimate {
+  const { rate, dataset, retention } = input;
+  const tables: TableEstimate[] = [];
+  const rawKept = retention.http_log + PARTITION_SECONDS.http_log;
+  const rawRows = rate * rawKept;
+  tables.push({
+    table: 'http_log', retentionSeconds: retention.http_log, keptSeconds: rawKept, rowsPerBucket: rate,
+    rows: rawRows, bytesPerRow: BYTES_PER_ROW[dataset].http_log, bytes: rawRows * BYTES_PER_ROW[dataset].http_log,
+  });
+  for (const table of TOTALS_TABLES) {
+    const kept = retention[table] + PARTITION_SECONDS[table];
+    const perBucket = distinctKeys(dataset, rate * BUCKET_SECONDS[table]);
+    const rows = (kept / BUCKET_SECONDS[table]) * perBucket;
+    tables.push({
+      table, retentionSeconds: retention[table], keptSeconds: kept, rowsPerBucket: perBucket,
+      rows, bytesPerRow: BYTES_PER_ROW[dataset][table], bytes: rows * BYTES_PER_ROW[dataset][table],
+    });
+  }
+  const rowsPerRequest = ROWS_PER_REQUEST[dataset];
+  const needed = rate * SECONDS_PER_REQUEST;
+  return {
+    tables,
+    totalBytes: tables.reduce((sum, t) => sum + t.bytes, 0),
+    proxy: {
+      rowsPerRequestNeeded: needed,
+      rowsPerRequest,
+      fits: needed <= rowsPerRequest,
+      utilisation: needed / rowsPerRequest,
+      maxRate: rowsPerRequest / SECONDS_PER_REQUEST,
+    },
+  };
+}
+
+const RATE_UNITS: Readonly<Record<string, number>> = { s: 1, sec: 1, min: 60, h: 3_600 };
+const DURATION_UNITS: Readonly<Record<string, number>> = { h: 3_600, d: 86_400, w: 7 * 86_400 };
+
+/** `200/s`, `12000/min`, `1e6/h`, or a bare number of rows per second. Null when malformed. */
+export function parseRate(text: string): number | null {
+  const match = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*(?:\/\s*(s|sec|min|h))?\s*$/i.exec(text);
+  if (!match) return null;
+  const perSecond = Number(match[1]) / RATE_UNITS[(match[2] ?? 's').toLowerCase()]!;
+  return Number.isFinite(perSecond) && perSecond > 0 ? perSecond : null;
+}
+
+/** `12h`, `7d`, `90d`, `2w`: seconds. Null when malformed or zero. */
+export function parseRetention(text: string): number | null {
+  const match = /^\s*(\d+)\s*(h|d|w)\s*$/i.exec(text);
+  if (!match) return null;
+  const seconds = Number(match[1]) * DURATION_UNITS[match[2]!.toLowerCase()]!;
+  return seconds > 0 && seconds <= 100 * 366 * 86_400 ? seconds : null;
+}

@@ -1,0 +1,132 @@
+/**
+ * `anonymizer capacity`: the arithmetic of the disk and proxy model (src/capacity/model.ts)
+ * and the command as a user meets it (its table, JSON, and one-line errors with exit 2).
+ */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import {
+  BYTES_PER_ROW, DISTINCT_KEYS, PARTITION_SECONDS, REALISTIC_ROWS_PER_REQUEST, UNIFORM_ROWS_PER_REQUEST,
+  distinctKeys, estimate, parseRate, parseRetention,
+} from '../../src/capacity/model.ts';
+import type { TableName } from '../../src/capacity/model.ts';
+import { BIN } from '../support/e2eStack.ts';
+
+const run = (args: string[]) => spawnSync(process.execPath, [BIN, 'capacity', ...args], { encoding: 'utf8' });
+const DAY = 86_400;
+
+describe('capacity model', () => {
+  it('parses rates and retentions', () => {
+    expect(parseRate('200/s')).toBe(200);
+    expect(parseRate('12000/min')).toBe(200);
+    expect(parseRate('720000/h')).toBe(200);
+    expect(parseRate('200')).toBe(200);
+    expect(parseRate('1.5/s')).toBe(1.5);
+    for (const bad of ['abc', '', '0/s', '-5/s', '200/day', '200/', '/s']) expect(parseRate(bad), bad).toBeNull();
+    expect(parseRetention('12h')).toBe(12 * 3_600);
+    expect(parseRetention('7d')).toBe(7 * DAY);
+    expect(parseRetention('90d')).toBe(90 * DAY);
+    expect(parseRetention('2w')).toBe(14 * DAY);
+    for (const bad of ['7', 'd', '0d', '7x', '1.5d', '-1d']) expect(parseRetention(bad), bad).toBeNull();
+  });
+
+  it('interpolates the measured distinct-key curve, never above the row count', () => {
+    for (const dataset of ['uniform', 'realistic'] as const) {
+      // At each measured point the curve is the measurement itself.
+      for (const [n, keys] of DISTINCT_KEYS[dataset]) expect(distinctKeys(dataset, n)).toBeCloseTo(keys, 6);
+      // Between points: monotonic, and between the neighbours.
+      const points = DISTINCT_KEYS[dataset];
+      for (let i = 1; i < points.length; i++) {
+        const mid = Math.sqrt(points[i - 1]![0] * points[i]![0]);
+        const value = distinctKeys(dataset, mid);
+        expect(value).toBeGreaterThanOrEqual(points[i - 1]![1]);
+        expect(value).toBeLessThanOrEqual(points[i]![1]);
+      }
+      // Past the last point: continues, capped at n.
+      const last = points[points.length - 1]!;
+      expect(distinctKeys(dataset, last[0] * 10)).toBeGreaterThan(last[1]);
+      expect(distinctKeys(dataset, last[0] * 10)).toBeLessThanOrEqual(last[0] * 10);
+      expect(distinctKeys(dataset, 0)).toBe(0);
+    }
+  });
+
+  it('multiplies rows kept by bytes per row, rounding retention up by a partition', () => {
+    const retention: Record<TableName, number> = {
+      http_log: 7 * DAY, http_log_totals_1m: 90 * DAY, http_log_totals_1h: 90 * DAY, http_log_totals_1d: 90 * DAY,
+    };
+    const result = estimate({ rate: 200, dataset: 'realistic', retention });
+    const byTable = Object.fromEntries(result.tables.map((t) => [t.table, t]));
+    const b = BYTES_PER_ROW.realistic;
+    // Raw: 200 rows/s for 7 days plus the day a partition waits for its last row to expire.
+    expect(byTable.http_log!.rows).toBe(200 * 8 * DAY);
+    expect(byTable.http_log!.bytes).toBeCloseTo(200 * 8 * DAY * b.http_log, 0);
+    // Minute table: (90 + 1) days of minutes, each with the distinct keys among 12,000 rows.
+    expect(byTable.http_log_totals_1m!.rowsPerBucket).toBeCloseTo(distinctKeys('realistic', 12_000), 6);
+    expect(byTable.http_log_totals_1m!.rows).toBeCloseTo(91 * 1_440 * distinctKeys('realistic', 12_000), 0);
+    // Hour table: monthly partitions; day table: yearly partitions.
+    expect(byTable.http_log_totals_1h!.rows).toBeCloseTo(((90 * DAY + PARTITION_SECONDS.http_log_totals_1h) / 3_600) * distinctKeys('realistic', 720_000), 0);
+    expect(byTable.http_log_totals_1d!.rows).toBeCloseTo(((90 * DAY + PARTITION_SECONDS.http_log_totals_1d) / DAY) * distinctKeys('realistic', 17_280_000), 0);
+    for (const t of result.tables) expect(t.bytes).toBeCloseTo(t.rows * b[t.table], 0);
+    expect(result.totalBytes).toBeCloseTo(result.tables.reduce((s, t) => s + t.rows * b[t.table], 0), 0);
+    // A totals bucket never keeps more rows than it received.
+    for (const t of result.tables.slice(1)) expect(t.rowsPerBucket).toBeLessThanOrEqual(200 * (t.table.endsWith('1m') ? 60 : t.table.endsWith('1h') ? 3_600 : DAY));
+  });
+
+  it('checks the rate against one 1 MiB request a minute', () => {
+    const retention = { http_log: DAY, http_log_totals_1m: DAY, http_log_totals_1h: DAY, http_log_totals_1d: DAY };
+    const fits = estimate({ rate: 200, dataset: 'uniform', retention }).proxy;
+    expect(fits).toMatchObject({ rowsPerRequestNeeded: 12_000, rowsPerRequest: UNIFORM_ROWS_PER_REQUEST, fits: true });
+    expect(fits.maxRate).toBeCloseTo(UNIFORM_ROWS_PER_REQUEST / 60, 6);
+    // Just above the uniform limit: does not fit; the same rate of realistic rows does.
+    const rate = Math.ceil(UNIFORM_ROWS_PER_REQUEST / 60) + 1;
+    expect(estimate({ rate, dataset: 'uniform', retention }).proxy.fits).toBe(false);
+    expect(estimate({ rate, dataset: 'realistic', retention }).proxy).toMatchObject({ fits: true, rowsPerRequest: REALISTIC_ROWS_PER_REQUEST });
+  });
+});
+
+describe('anonymizer capacity', () => {
+  it('prints each table, the total and the proxy check', () => {
+    const result = run(['--rate', '200/s', '--raw-retention', '7d', '--totals-retention', '90d']);
+    expect(result.status, result.stderr).toBe(0);
+    for (const table of ['http_log', 'http_log_totals_1m', 'http_log_totals_1h', 'http_log_totals_1d', 'total']) {
+      expect(result.stdout).toMatch(new RegExp(`^${table}\\s`, 'm'));
+    }
+    expect(result.stdout).toMatch(/^http_log\s+7d\s+8d\s+200\/s\s+138,240,000\s/m);
+    expect(result.stdout).toContain(`Proxy: 12,000 rows a minute; one 1 MiB request carries ${REALISTIC_ROWS_PER_REQUEST.toLocaleString('en-US')} realistic rows → fits`);
+  });
+
+  it('--json gives the same estimate as the model', () => {
+    const result = run(['--rate', '12000/min', '--raw-retention', '12h', '--totals-retention', '30d', '--dataset', 'uniform', '--json']);
+    expect(result.status, result.stderr).toBe(0);
+    const json = JSON.parse(result.stdout) as { rate: number; totalBytes: number; proxy: { fits: boolean } };
+    const expected = estimate({
+      rate: 200, dataset: 'uniform',
+      retention: { http_log: 12 * 3_600, http_log_totals_1m: 30 * DAY, http_log_totals_1h: 30 * DAY, http_log_totals_1d: 30 * DAY },
+    });
+    expect(json.rate).toBe(200);
+    expect(json.totalBytes).toBeCloseTo(expected.totalBytes, 0);
+    expect(json.proxy.fits).toBe(true);
+  });
+
+  it('says when the rate does not fit through the proxy', () => {
+    const result = run(['--rate', '2000/s', '--dataset', 'uniform']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain(`does NOT fit: needs ${((2000 * 60) / UNIFORM_ROWS_PER_REQUEST).toFixed(2)} requests a minute`);
+  });
+
+  it.each([
+    [['--rate', 'abc'], 'anonymizer: --rate must be a rate such as 200/s or 12000/min (got "abc")'],
+    [['--rate', '200/day'], 'anonymizer: --rate must be a rate such as 200/s or 12000/min (got "200/day")'],
+    [['--rate', '200/s', '--raw-retention', '7x'], 'anonymizer: --raw-retention must be a duration such as 12h, 7d or 90d (got "7x")'],
+    [['--rate', '200/s', '--totals-retention', '0d'], 'anonymizer: --totals-retention must be a duration such as 12h, 7d or 90d (got "0d")'],
+  ])('%o: one line, exit code 2', (args, line) => {
+    const result = run(args);
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe(line);
+    expect(result.stdout).toBe('');
+  });
+
+  it('a missing --rate or an unknown dataset is a usage error (exit 2)', () => {
+    expect(run([]).status).toBe(2);
+    expect(run(['--rate', '200/s', '--dataset', 'nope']).status).toBe(2);
+  });
+});
