@@ -11,16 +11,39 @@ export interface AcknowledgeBatchesConfig<B> {
 }
 
 /**
- * Settles each insert outcome against the spool, in order, and emits the outcome once the
- * spool reflects it (delete after ack; split or quarantine otherwise).
+ * Settles each insert outcome against the spool, in order: delete after ack, split, or quarantine.
+ *
+ * <span class="informal">A `concatMap` over the handler for each outcome's `kind`; the outcome
+ * is re-emitted once the spool reflects it.</span>
+ *
+ * `stored` removes the batch (the design's rule 5: delete only after a 2xx), `split` replaces
+ * it durably by smaller parts after a 413, `quarantine` sets it aside with the error after
+ * ClickHouse refused its data. A handler that fails errors the stream: the batch stays in the
+ * spool and is sent again by the next run, with the same token.
  *
  * ```
- * outcomes: -s-q-|        (s stored, q quarantine; each settle takes 1 frame)
- * result:   --s-q|
+ * outcomes:  -s-p-q-|     s stored, p split, q quarantine; each settle takes 1 frame
+ * result:    --s-p-q|
  * ```
+ *
+ * @param config `stored`, `split` and `quarantine`: what to do with the spool for each outcome.
+ * @returns An operator that re-emits each `InsertOutcome`, in order, once it is settled.
+ * @see {@link pacedInsert} which produces the outcomes.
  *
  * @example
- * spool.pending().pipe(pacedInsert({ send, slots }), acknowledgeBatches({ stored: (b) => spool.remove(b), split, quarantine }))
+ * ```ts
+ * import { acknowledgeBatches, pacedInsert, ProxySlots } from 'http-log-anonymizer';
+ *
+ * const slots = new ProxySlots({ minIntervalMs: 60_000 });
+ * spool.pending().pipe(
+ *   pacedInsert({ send: (batch) => sendToClickHouse(batch), slots }),
+ *   acknowledgeBatches({
+ *     stored: (batch) => spool.remove(batch),
+ *     split: (batch) => splitInHalves(batch),
+ *     quarantine: (batch, error) => spool.quarantine(batch, { code: 'bad-data', message: String(error) }),
+ *   }),
+ * );
+ * ```
  */
 export function acknowledgeBatches<B>(config: AcknowledgeBatchesConfig<B>): OperatorFunction<InsertOutcome<B>, InsertOutcome<B>> {
   return concatMap((outcome) => {

@@ -11,16 +11,36 @@ export interface AnonymizeAddressesConfig {
 }
 
 /**
- * Replaces each record's raw client address with its anonymized form. Its output type,
- * `HttpLogRow`, has no raw address field, so nothing downstream can leak it.
+ * Replaces each record's raw client address with its anonymized form (`1.2.3.4` → `1.2.3.X`).
+ *
+ * <span class="informal">A `map` over chunks whose output type has no raw address field, so
+ * nothing downstream can leak it.</span>
+ *
+ * The default rule is `anonymizeAddress`: IPv4 keeps its /24, IPv6 its /48, an IPv4-mapped
+ * IPv6 address follows the IPv4 rule, and anything unparseable becomes `X` and is reported
+ * to `onInvalidAddress` (without the address). The chunk's offsets pass unchanged; the
+ * `rejected` list of `decodeRecords` is dropped here, `deadLetter` having handled it.
  *
  * ```
- * source:  --[1.2.3.4, ::ffff:5.6.7.8, junk]--|
- * result:  --[1.2.3.X, 5.6.7.X,        X   ]--|
+ * source:  -a-b|      a = [1.2.3.4, ::ffff:5.6.7.8]   b = [junk, 2001:db8:85a3::8a2e:370:7334]
+ * result:  -x-y|      x = [1.2.3.X, 5.6.7.X]          y = [X, 2001:db8:85a3::X]  (onInvalidAddress once)
  * ```
+ *
+ * @param config `anonymize`: the rule (default `anonymizeAddress`); `onInvalidAddress`:
+ * told each time an address became `X`.
+ * @returns An operator from decoded chunks to chunks of `HttpLogRow`, in order.
+ * @see {@link anonymizeAddress} the rule itself, for one address.
  *
  * @example
- * records$.pipe(anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }))
+ * ```ts
+ * import { anonymizeAddresses, decodeRecord, decodeRecords } from 'http-log-anonymizer';
+ *
+ * let invalid = 0;
+ * const rows$ = kafkaChunks$.pipe(
+ *   decodeRecords({ decode: decodeRecord }),
+ *   anonymizeAddresses({ onInvalidAddress: () => invalid++ }),
+ * );
+ * ```
  */
 export function anonymizeAddresses(config: AnonymizeAddressesConfig = {}): OperatorFunction<OffsetChunk<DecodedRecord>, OffsetChunk<HttpLogRow>> {
   const anonymize = config.anonymize ?? anonymizeAddressRule;

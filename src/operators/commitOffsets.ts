@@ -12,16 +12,35 @@ export interface CommitOffsetsConfig<T> {
 }
 
 /**
- * Commits each persisted batch's offsets, strictly in order, and emits the batch with
- * the outcome once the commit is settled. Batches without offsets pass as committed.
+ * Commits each persisted batch's Kafka offsets, strictly in order, and emits the batch with the outcome.
+ *
+ * <span class="informal">A `concatMap` over `commit`: the next commit starts only when the
+ * previous one is settled.</span>
+ *
+ * `commit` emits `true` once the broker has the offsets, or `false` when the batch must not
+ * be committed any more (its partitions moved after a rebalance): its records will be read
+ * again, so the caller drops its copy. A batch without offsets (a non-final part of a split
+ * batch) passes as committed, without a call. Any other failure errors the stream.
  *
  * ```
- * persisted:  -a--b-|
- * result:     -A--B-|      (A = { ...a, committed: true }, each after its commit)
+ * persisted:  -a-b|              each commit takes 3 frames; b's commit is refused
+ * result:     ----A--(B|)        A = { ...a, committed: true }, B = { ...b, committed: false }
  * ```
+ *
+ * @param config `commit`: commits `offset + 1` for each partition of the batch.
+ * @returns An operator that emits each batch with `committed`, in order.
+ * @see {@link persistBatches} before it; {@link publishBatches} after it.
  *
  * @example
- * persisted$.pipe(commitOffsets({ commit: (batch) => source.commit(batch) }))
+ * ```ts
+ * import { commitOffsets, persistBatches, publishBatches } from 'http-log-anonymizer';
+ *
+ * sealed$.pipe(
+ *   persistBatches({ write: (batch) => spool.stage(batch) }),
+ *   commitOffsets({ commit: (batch) => source.commit(batch, spool.instanceId) }),
+ *   publishBatches({ publish: (b) => spool.publish(b.stored!), discard: (b) => spool.discard(b.stored!) }),
+ * );
+ * ```
  */
 export function commitOffsets<T extends { readonly offsets: PartitionOffsets }>(config: CommitOffsetsConfig<T>): OperatorFunction<T, T & { readonly committed: boolean }> {
   return concatMap((batch) =>

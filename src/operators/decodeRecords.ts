@@ -9,18 +9,38 @@ export interface DecodeRecordsConfig {
 }
 
 /**
- * Decodes each message of a partition's batch, keeping the batch's offset span. A message
- * that cannot become a row (undecodable, timestamp out of `DateTime` range, no value) is
- * listed in the chunk's `rejected`, with the reason, for the dead-letter step: it stays
- * covered by `lastOffset`, so it is committed past once that step has kept it.
+ * Decodes the Cap'n Proto messages of each Kafka chunk into records, listing the ones that cannot be rows.
+ *
+ * <span class="informal">A `map` over chunks: one chunk in, one chunk out, with the same offset span.</span>
+ *
+ * Each message of a partition's chunk goes through `decode`. A message that cannot become
+ * a row (not a valid `HttpLogRecord`, a timestamp past the end of `DateTime`, a tombstone
+ * with no value) is not dropped: it is listed in the chunk's `rejected`, with the
+ * `AnonymizerError` saying why, for `deadLetter`. It stays covered by `lastOffset`, so it is
+ * committed past once that step has kept it. `itemOffsets` gives the offset of each row.
  *
  * ```
- * source:  --[m1 m2 bad m4]--|
- * result:  --[r1 r2 r4 | rejected: bad]--|
+ * source:  -a-b-|        a = [m10, bad, m12], b = [tombstone]
+ * result:  -x-y-|        x = [r10, r12], rejected [bad]; y = [], rejected [tombstone]
  * ```
+ *
+ * Errors and completion of the source pass through unchanged.
+ *
+ * @param config `decode`: one message value to a `DecodedRecord`; throws to reject it
+ * (a non-`AnonymizerError` is wrapped in a `DecodeError`).
+ * @returns An operator from chunks of Kafka messages to decoded chunks, in order.
+ * @see {@link deadLetter} keeps the rejected messages before their offsets are committed.
+ * @see {@link anonymizeAddresses} comes next.
  *
  * @example
- * kafkaChunks$.pipe(decodeRecords({ decode: decodeRecord }), deadLetter({ send }))
+ * ```ts
+ * import { decodeRecord, decodeRecords, deadLetter } from 'http-log-anonymizer';
+ *
+ * kafkaChunks$.pipe(
+ *   decodeRecords({ decode: decodeRecord }),
+ *   deadLetter({ send: (rejected) => dlq.send(rejected) }),
+ * );
+ * ```
  */
 export function decodeRecords(config: DecodeRecordsConfig): OperatorFunction<OffsetChunk<SourceMessage>, DecodedChunk<DecodedRecord>> {
   return map((chunk) => {

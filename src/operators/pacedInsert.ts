@@ -30,23 +30,47 @@ export interface PacedInsertConfig<B extends InsertableBatch> {
 }
 
 /**
- * Sends each batch through the proxy, one request per slot, in order, retrying a batch at
- * the next slot until it is stored. It never gives up on a retriable failure: the data
- * must get in. A batch the proxy refuses as too large (413) comes out as `split`, one
- * ClickHouse refuses as bad data as `quarantine`, and the stream goes on with the next.
- * Only a `fatal` failure (an unknown table, bad credentials) errors the stream.
+ * Sends each batch through the proxy, one request per slot, in order, retrying it until it is stored.
  *
- * A 503 from the proxy or a refused connection used no slot, so the retry comes after
- * the probe delay; any failure that reached ClickHouse waits for the next slot.
+ * <span class="informal">A `concatMap` whose every attempt first waits for `slots.whenOpen()`,
+ * with a `retry` that never gives up on a retriable failure: the data must get in.</span>
+ *
+ * Every attempt at a batch calls `send` with the same batch, so the same bytes and the same
+ * dedup token go out each time. What a failure costs depends on what reached ClickHouse: a
+ * 503 from the proxy or a refused connection used no slot, so the retry comes after the
+ * probe delay; any failure that reached ClickHouse (a 5xx, a reset, a timeout) used the
+ * slot, and the retry waits for the next one. A batch the proxy refuses as too large (413)
+ * comes out as a `split` outcome, one ClickHouse refuses as bad data as `quarantine`, and
+ * the stream goes on with the next batch. Only a `fatal` failure (an unknown table, bad
+ * credentials) errors the stream.
  *
  * ```
- * batches:  -a-b-------------|
- * slots:    -^-----^-----^         (one per interval; a failure waits for the next)
- * result:   -A-----x-----B---|     A = stored(a); b failed once (x), then B = stored(b)
+ * batches:  (abc|)                      interval 10 frames; each request takes 1 frame
+ * result:   -a---------b---------(c|)   a, b, c = stored outcomes, one per interval
+ *
+ * batches:  a|                          a 503 at 0 (no slot used), probe delay 3
+ * result:   -----(a|)                   retried at 4, stored at 5
  * ```
+ *
+ * @param config `send`: one request for one batch; `slots`: the shared pacing state;
+ * `classify`, `onFailure`, `onStored`: what a failure means, and hooks for logs and metrics.
+ * @returns An operator from batches to their `InsertOutcome`s, in order.
+ * @see {@link ProxySlots} the pacing state; {@link acknowledgeBatches} settles the outcomes.
  *
  * @example
- * spool.pending().pipe(pacedInsert({ send: (b) => clickhouse.insert(b), slots }))
+ * ```ts
+ * import { createClickHouseHttp, pacedInsert, ProxySlots } from 'http-log-anonymizer';
+ *
+ * const clickhouse = createClickHouseHttp({ url: 'http://127.0.0.1:8124', user: 'default', password: '', database: 'default' });
+ * const slots = new ProxySlots({ minIntervalMs: 60_000, marginMs: 3_000 });
+ * sealed$.pipe(
+ *   pacedInsert({
+ *     send: (batch) => clickhouse.insert(batch),
+ *     slots,
+ *     onFailure: (batch, error, action) => log.warn({ token: batch.token, action }, String(error)),
+ *   }),
+ * ).subscribe((outcome) => log.info({ token: outcome.batch.token, kind: outcome.kind }, 'settled'));
+ * ```
  */
 export function pacedInsert<B extends InsertableBatch>(config: PacedInsertConfig<B>): OperatorFunction<B, InsertOutcome<B>> {
   const { slots } = config;

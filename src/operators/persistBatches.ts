@@ -20,16 +20,34 @@ export interface PersistBatchesConfig<S> {
 }
 
 /**
- * Persists each sealed batch, in order, and emits it once it is durable — which is what
- * makes committing its offsets safe (persist, then commit).
+ * Writes each sealed batch durably and emits it, without its body, once it is safe to commit its offsets.
+ *
+ * <span class="informal">A `concatMap` over `write`: persist, then commit.</span>
+ *
+ * The design's rule 2: a batch's Kafka offsets may be committed only once the batch is on
+ * disk (written and fsynced). Writes run one at a time, in order; a write that completes
+ * without a value (a batch without rows stores nothing) still counts as done. A failed
+ * write errors the stream, so nothing is committed for it.
  *
  * ```
- * sealed:  -a-b-----|     (each write takes 2 frames)
- * result:  ---A-B---|
+ * sealed:  -a-b-----|     each write takes 2 frames
+ * result:  ---A-B---|     A = { token, rowCount, offsets, stored } of a
  * ```
+ *
+ * @param config `write`: writes one batch durably and emits the handle of its copy.
+ * @returns An operator from sealed batches to `PersistedBatch`es, in order.
+ * @see {@link commitOffsets} comes next; {@link publishBatches} after it.
  *
  * @example
- * sealed$.pipe(persistBatches({ write: (batch) => spool.stage(batch) }), commitOffsets({ commit }))
+ * ```ts
+ * import { commitOffsets, persistBatches, Spool } from 'http-log-anonymizer';
+ *
+ * const spool = await Spool.open({ dir: './var/spool', topic: 'http_log', logger });
+ * sealed$.pipe(
+ *   persistBatches({ write: (batch) => spool.stage(batch) }),
+ *   commitOffsets({ commit: (batch) => source.commit(batch, spool.instanceId) }),
+ * );
+ * ```
  */
 export function persistBatches<S>(config: PersistBatchesConfig<S>): OperatorFunction<SealedBatch, PersistedBatch<S>> {
   return concatMap((batch) =>
