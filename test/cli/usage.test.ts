@@ -1,6 +1,8 @@
 /** The command line as a user meets it: help, and one-line errors with exit code 2. */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { describeSetting, SETTING_NAMES } from '../../src/config.ts';
 import { BIN } from '../support/e2eStack.ts';
 
 const run = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
@@ -37,6 +39,19 @@ describe('anonymizer command line', () => {
     const result = run(args, env);
     expect(result.status).toBe(2);
     expect(result.stderr.trim()).toBe(line);
+  });
+
+  it("the README's configuration table lists exactly the settings, with their defaults", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.split('\n## Configuration\n')[1]!.split('\n## ')[0]!;
+    const rows = new Map([...section.matchAll(/^\| `([A-Z_]+)` \| ([^|]*) \|/gm)].map((match) => [match[1]!, match[2]!.trim()]));
+    expect([...rows.keys()].sort()).toEqual([...SETTING_NAMES].sort());
+    for (const setting of SETTING_NAMES) {
+      const byDefault = /; default (.*)$/.exec(describeSetting(setting))?.[1];
+      // A default is shown as `value`; a setting without one is described in words.
+      const shown = /^`(.*)`$/.exec(rows.get(setting)!)?.[1];
+      expect(shown, setting).toBe(byDefault);
+    }
   });
 
   it('a usage error (unknown option, bad choice) exits 2', () => {
