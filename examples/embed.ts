@@ -13,7 +13,7 @@
  * the rows, deduplicated by token. Give `--clickhouse-url` to insert into a real ClickHouse
  * (the table `http_log` of etc/clickhouse/schema.sql must exist) through `createClickHouseHttp`.
  *
- *   node examples/embed.ts [--records 1000] [--batch-bytes 16384] [--interval-ms 20] [--clickhouse-url URL]
+ *   node examples/embed.ts [--records 1000] [--batch-bytes 16384] [--interval-ms 20] [--start ms] [--clickhouse-url URL]
  *
  * It prints one `row {…}` line per stored row (in-memory sink only) and a final
  * `summary {…}` line, then exits 0. It never prints a raw client address.
@@ -56,13 +56,16 @@ const { values: args } = parseArgs({
     records: { type: 'string', default: '1000' },
     'batch-bytes': { type: 'string', default: '16384' },
     'interval-ms': { type: 'string', default: '20' },
+    start: { type: 'string' },
     'clickhouse-url': { type: 'string' },
   },
 });
 const RECORDS = Number(args.records);
 const BATCH_BYTES = Number(args['batch-bytes']);
 const INTERVAL_MS = Number(args['interval-ms']);
-for (const [name, value] of [['--records', RECORDS], ['--batch-bytes', BATCH_BYTES], ['--interval-ms', INTERVAL_MS]] as const) {
+// Recent by default: the schema's TTLs drop rows older than the raw table's retention.
+const START_MS = args.start === undefined ? Date.now() : Number(args.start);
+for (const [name, value] of [['--records', RECORDS], ['--batch-bytes', BATCH_BYTES], ['--interval-ms', INTERVAL_MS], ['--start', START_MS]] as const) {
   if (!Number.isInteger(value) || value < 0) {
     process.stderr.write(`embed: ${name} must be a non-negative integer\n`);
     process.exit(2);
@@ -73,7 +76,7 @@ for (const [name, value] of [['--records', RECORDS], ['--batch-bytes', BATCH_BYT
 function sampleRecord(i: number): SourceRecord {
   const remoteAddr = i % 10 === 9 ? `2001:db8:${(i % 7).toString(16)}:${i.toString(16)}::${((i * 7919) % 65536).toString(16)}` : i === 3 ? 'not-an-address' : `198.51.${i % 4}.${(i % 250) + 1}`;
   return {
-    timestampEpochMilli: 1_750_000_000_000n + BigInt(i) * 5n,
+    timestampEpochMilli: BigInt(START_MS) + BigInt(i) * 5n,
     resourceId: BigInt(i % 13),
     bytesSent: BigInt(1000 + i),
     requestTimeMilli: BigInt(i % 97),

@@ -2,12 +2,14 @@
  * examples/embed.ts runs as a user would run it (its own process, the project's Node), and
  * the package's public entry resolves by name from outside the repository.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { freePort, startClickHouse } from '../../stack/index.ts';
+import { BIN } from '../support/e2eStack.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -45,6 +47,34 @@ describe('examples/embed.ts', () => {
     expect(result.stdout).not.toMatch(IPV6_PAST_48);
   });
 
+  it('with --clickhouse-url: the same rows land in the real ClickHouse engine (chdb endpoint), with their totals', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'embed-ch-'));
+    const clickhouse = await startClickHouse({ dir, port: await freePort() });
+    try {
+      const migrate = await run(NODE, [BIN, 'migrate', '--clickhouse-url', clickhouse.url]);
+      expect(migrate.status, migrate.stderr).toBe(0);
+      const result = await run(NODE, [EXAMPLE, '--records', '500', '--batch-bytes', '8000', '--interval-ms', '5', '--clickhouse-url', clickhouse.url]);
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!.slice('summary '.length)) as Record<string, number>;
+      expect(summary).toMatchObject({ records: 500, rowsStored: 500, deadLetters: 1, spooledAfter: 0 });
+      expect(summary.batchesStored).toBeGreaterThan(1);
+
+      const query = async (sql: string) => {
+        const response = await fetch(`${clickhouse.url}/?database=default`, { method: 'POST', body: sql });
+        const text = await response.text();
+        expect(response.status, text).toBe(200);
+        return text.trim();
+      };
+      // Rows, distinct records, and rows whose address is not in anonymized form.
+      expect(await query("SELECT count(), uniqExact(bytes_sent), countIf(NOT match(remote_addr, '^(\\d+\\.\\d+\\.\\d+\\.X|[0-9a-f]+:[0-9a-f]+:[0-9a-f]+::X|X)$')) FROM http_log FORMAT TSV")).toBe('500\t500\t0');
+      expect(await query('SELECT sum(requests), sum(bytes_sent) = (SELECT sum(bytes_sent) FROM http_log) FROM http_log_totals_1m FORMAT TSV')).toBe('500\t1');
+    } finally {
+      await clickhouse.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a bad argument is one line and exit code 2', () => {
     const result = spawnSync(NODE, [EXAMPLE, '--records', 'many'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(result.status).toBe(2);
@@ -72,3 +102,20 @@ console.log(JSON.stringify({ missing: names.filter((name) => typeof api[name] !=
     }
   });
 });
+
+/** Runs a child to its end without blocking the event loop (the ClickHouse endpoint is in this process's care). */
+function run(command: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
