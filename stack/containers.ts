@@ -58,6 +58,8 @@ export async function startKafkaContainer(opts: { port: number }): Promise<Conta
     .withEnvironment({
       KAFKA_NODE_ID: '1',
       KAFKA_PROCESS_ROLES: 'broker,controller',
+      // As in docker-compose.yml: any fixed base64url id; the storage is formatted with it.
+      CLUSTER_ID: 'MkU3OEVBNTcwNTJENDM2Qk',
       KAFKA_CONTROLLER_QUORUM_VOTERS: '1@localhost:9093',
       KAFKA_LISTENERS: 'PLAINTEXT://:9092,CONTROLLER://:9093',
       KAFKA_ADVERTISED_LISTENERS: `PLAINTEXT://127.0.0.1:${opts.port}`,
