@@ -161,6 +161,20 @@ const dir = mkdtempSync(join(tmpdir(), 'soak-'));
 const services: ServiceHandle[] = [];
 const children: ChildProcess[] = [];
 let exitCode = 0;
+/** Stops what this run started, by PID, and removes its files. */
+async function cleanUp(): Promise<void> {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  await Promise.allSettled(services.reverse().map((service) => service.stop()));
+  services.length = 0;
+  rmSync(dir, { recursive: true, force: true });
+}
+// Ctrl-C or a kill stops the servers too, not only the script.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`soak: ${signal}: stopping what it started\n`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
 try {
   const perRequest = await rowsPerRequest();
   // The app's slot period is the interval plus its safety margin (PROXY_MARGIN_MS).
@@ -197,15 +211,14 @@ try {
   const migrate = spawn(process.execPath, [BIN, 'migrate', '--clickhouse-url', clickhouse.url], { env, stdio: 'ignore' });
   await new Promise((resolve) => migrate.on('close', resolve));
 
+  const appLog = join(dir, 'app.log');
   const startApp = (): ChildProcess => {
-    // The app's log (JSON lines) goes to a file: --check-fill reads every "batch stored" from it.
-    const app = spawn(process.execPath, [BIN, 'run'], { env: appEnv, stdio: ['ignore', openSync(appLog, 'w'), 'pipe'] });
+    // The app's log (JSON lines on stderr) goes to a file: --check-fill reads every "batch stored" from it.
+    const app = spawn(process.execPath, [BIN, 'run'], { env: appEnv, stdio: ['ignore', 'ignore', openSync(appLog, 'w')] });
     children.push(app);
-    app.stderr!.on('data', (chunk: Buffer) => (appErrors = (appErrors + chunk.toString()).slice(-4000)));
     return app;
   };
-  const appLog = join(dir, 'app.log');
-  let appErrors = '';
+  const appErrors = (): string => readFileSync(appLog, 'utf8').slice(-4000);
   let app = appDelaySeconds > 0 ? undefined : startApp();
   if (app) await sleep(3_000);
   const feedStart = Date.now();
@@ -225,7 +238,7 @@ try {
   while (Date.now() < deadline) {
     await sleep(10_000);
     const rss = rssMiB(app.pid!);
-    if (rss === undefined) throw new Error(`the app exited: ${appErrors}`);
+    if (rss === undefined) throw new Error(`the app exited: ${appErrors()}`);
     stored = Number(await query('SELECT count() FROM http_log'));
     samples.push({ t: (Date.now() - feedStart) / 1000, rss, phase: producing ? 'feed' : 'drain' });
     log(`${producing ? 'feeding' : 'draining'}: RSS ${rss.toFixed(0)} MiB, spool ${(dirBytes(join(dir, 'spool', 'batches')) / 1e6).toFixed(1)} MB, stored ${stored}/${total}`);
@@ -271,8 +284,6 @@ try {
   process.stderr.write(`soak: ${(error as Error).message}\n`);
   exitCode = 1;
 } finally {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  await Promise.allSettled(services.reverse().map((service) => service.stop()));
-  rmSync(dir, { recursive: true, force: true });
+  await cleanUp();
 }
 process.exit(exitCode);

@@ -12,6 +12,95 @@ import { MAX_DATETIME_SECONDS, type DecodedRecord } from './httpLogRow.ts';
 
 /** Decodes one message in standard (unpacked) framing. Throws `DecodeError` or `TimestampRangeError`. */
 export function decodeRecord(bytes: Uint8Array): DecodedRecord {
+  const fast = readPlainRecord(bytes);
+  if (fast !== undefined) {
+    if (fast.timestamp > MAX_DATETIME_SECONDS) throw timestampError(BigInt(fast.timestamp) * 1000n);
+    return fast;
+  }
+  return decodeWithCapnpTs(bytes);
+}
+
+function timestampError(millis: bigint): TimestampRangeError {
+  return new TimestampRangeError(`timestampEpochMilli ${millis} is after 2106-02-07 06:28:15 UTC, the end of ClickHouse DateTime`);
+}
+
+/** Field offsets of `HttpLogRecord` (schema/http_log.capnp), as capnpc-ts generated them. */
+const DATA_WORDS = 5;
+const POINTERS = 4;
+
+/**
+ * The common case, read straight off the bytes: one segment, a struct root with at least
+ * this schema's data words and pointers, and four plain ASCII texts. capnp-ts builds a
+ * Message, an arena and a pointer object per field, which caps decoding near 40,000
+ * records a second on one core; this reads the same fields ~10× faster. Anything else
+ * (several segments, far or null pointers, an older or odd layout, non-ASCII text, any
+ * bound in doubt) returns undefined, and capnp-ts decodes it, with its own checks and
+ * errors. src/domain/decodeRecord.test.ts checks that both agree on every message.
+ */
+function readPlainRecord(bytes: Uint8Array): DecodedRecord | undefined {
+  const length = bytes.byteLength;
+  if (length < 16) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, length);
+  // Segment table: (segment count − 1), then each segment's size in words.
+  if (view.getUint32(0, true) !== 0) return undefined;
+  const words = view.getUint32(4, true);
+  if (8 + words * 8 !== length) return undefined;
+  const segment = 8;
+  // The root pointer: a struct pointer (kind 0) at word 0.
+  const rootLow = view.getUint32(segment, true);
+  const dataWords = view.getUint16(segment + 4, true);
+  const pointerCount = view.getUint16(segment + 6, true);
+  // (All zero is a null root: capnp-ts gives it its default values.)
+  if ((rootLow & 3) !== 0 || (rootLow === 0 && dataWords === 0 && pointerCount === 0)) return undefined;
+  const structWord = 1 + (rootLow >> 2); // signed offset, in words, from the end of the pointer
+  if (dataWords < DATA_WORDS || pointerCount < POINTERS) return undefined;
+  if (structWord < 1 || structWord + dataWords + pointerCount > words) return undefined;
+  const data = segment + structWord * 8;
+  const pointers = data + dataWords * 8;
+  const cacheStatus = readAsciiText(bytes, view, pointers, words);
+  const method = readAsciiText(bytes, view, pointers + 8, words);
+  const rawRemoteAddr = readAsciiText(bytes, view, pointers + 16, words);
+  const url = readAsciiText(bytes, view, pointers + 24, words);
+  if (cacheStatus === undefined || method === undefined || rawRemoteAddr === undefined || url === undefined) return undefined;
+  const millis = view.getBigUint64(data, true);
+  if (millis > 0xffff_ffff_ffffn) return undefined; // far past DateTime: capnp-ts path reports it
+  return {
+    timestamp: Math.floor(Number(millis) / 1000),
+    resourceId: view.getBigUint64(data + 8, true),
+    bytesSent: view.getBigUint64(data + 16, true),
+    requestTimeMilli: view.getBigUint64(data + 24, true),
+    responseStatus: view.getUint16(data + 32, true),
+    cacheStatus,
+    method,
+    rawRemoteAddr,
+    url,
+  };
+}
+
+/** A Text pointer at byte `at` of the (only) segment: a list of bytes ending in NUL, all ASCII. */
+function readAsciiText(bytes: Uint8Array, view: DataView, at: number, words: number): string | undefined {
+  const low = view.getUint32(at, true);
+  const high = view.getUint32(at + 4, true);
+  if ((low & 3) !== 1 || (high & 7) !== 2) return undefined; // a list pointer of bytes, nothing else
+  const count = high >>> 3; // bytes, with the NUL
+  const start = at + 8 + (low >> 2) * 8;
+  if (count < 1 || start < 8 || start + count > 8 + words * 8 || bytes[start + count - 1] !== 0) return undefined;
+  const end = start + count - 1;
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if (bytes[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (!ascii) return undefined;
+  return end - start <= 64 ? String.fromCharCode(...bytes.subarray(start, end)) : latin1.decode(bytes.subarray(start, end));
+}
+
+const latin1 = new TextDecoder('latin1');
+
+/** capnp-ts's reading of a message: every case the fast path declines. Exported for the test that compares them. */
+export function decodeWithCapnpTs(bytes: Uint8Array): DecodedRecord {
   let record: DecodedRecord;
   try {
     if (bytes.byteLength < 8) throw new Error(`${bytes.byteLength} bytes is shorter than a Cap'n Proto segment table`);
@@ -31,7 +120,7 @@ export function decodeRecord(bytes: Uint8Array): DecodedRecord {
     };
     // The bigint division above is exact; `Number` only loses precision far past the range check.
     if (millis / 1000n > BigInt(MAX_DATETIME_SECONDS)) {
-      throw new TimestampRangeError(`timestampEpochMilli ${millis} is after 2106-02-07 06:28:15 UTC, the end of ClickHouse DateTime`);
+      throw timestampError(millis);
     }
   } catch (error) {
     if (error instanceof TimestampRangeError) throw error;

@@ -235,6 +235,21 @@ describe('sealBatches with fit (measure, then seal exactly what fits)', () => {
     });
   });
 
+  it('at the end of input, rows open past one body are fitted into full bodies before the rest is sealed', () => {
+    const measured: number[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const twelve: OffsetChunk<string> = { partition: 0, items: 'abcdefghijkl'.split(''), itemOffsets: [...Array(12).keys()], lastOffset: 11 };
+      // 20 B a row: 5 rows make 100 B, a full body. The input ends while the first body is measured.
+      const fit = { limit: 100, aim: 0.9, initialRatio: 20, measure: measuring(cold, 20, 1), onMeasured: (r: number) => void measured.push(r) };
+      expectObservable(cold('-x|', { x: twelve }).pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('--x(yz|)', {
+        x: { rows: 'abcde'.split(''), offsets: new Map([[0, 4]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4]), prepared: body(100) },
+        y: { rows: 'fghij'.split(''), offsets: new Map([[0, 9]]), reason: 'size', rowOffsets: rowOffsets([5, 6, 7, 8, 9]), prepared: body(100) },
+        z: { rows: ['k', 'l'], offsets: new Map([[0, 11]]), reason: 'end-of-input', rowOffsets: rowOffsets([10, 11]) },
+      });
+    });
+    expect(measured).toEqual([5, 5]);
+  });
+
   it('a single row over the limit is an error (it could never be sent)', () => {
     scheduler().run(({ cold, expectObservable }) => {
       const source = cold('-a----', letters);

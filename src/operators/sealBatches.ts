@@ -1,5 +1,5 @@
 import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
-import { judgeFit, type BodyFitPolicy } from '../domain/bodyFit.ts';
+import { DEFAULT_FIT_AIM, judgeFit, type BodyFitPolicy } from '../domain/bodyFit.ts';
 import { mergeOffsets, type OffsetChunk, type PreparedBody, type RowBatch, type SealReason } from '../domain/batch.ts';
 
 export interface SealBatchesConfig<T> {
@@ -105,6 +105,8 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       let best: { count: number; prepared: PreparedBody } | undefined;
       // The proxy became ready while a measurement ran: send what fits as soon as it is known.
       let readyWhileMeasuring = false;
+      // The input has ended: finish fitting what is open into full bodies, then complete.
+      let ending = false;
 
       const resetFit = (): void => {
         measuring?.unsubscribe();
@@ -178,6 +180,9 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             onMeasured(count, measuredBytes, prepared);
           },
           error: (error: unknown) => subscriber.error(error),
+          complete: () => {
+            if (!settled) subscriber.error(new Error('measure completed without a body'));
+          },
         });
         if (!settled) measuring = subscription;
       };
@@ -200,26 +205,65 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             measure(verdict.count);
             return;
           case 'grow':
-            if (readyWhileMeasuring || attempts >= (fit.maxAttempts ?? 4)) {
-              // The proxy is waiting (the source has caught up), or growing keeps missing:
-              // send the fullest body measured.
-              seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
+            if (readyWhileMeasuring) {
+              // The proxy is waiting (the source has caught up): send the fullest body measured.
+              seal('proxy-ready', best!.count, best!.prepared);
+              break;
+            }
+            if (attempts >= (fit.maxAttempts ?? 4)) {
+              // Growing keeps missing the window: send the fullest body measured.
+              seal('size', best!.count, best!.prepared);
               break;
             }
             if (rows.length >= verdict.count) {
               measure(verdict.count);
               return;
             }
+            // The input has ended and all that is open fits one body: finishIfEnding seals it.
+            if (ending) break;
             measureAt = verdict.count;
             return;
         }
         considerMeasuring();
+        finishIfEnding();
       };
 
-      /** After rows arrive or a batch is sealed: start a measurement if the open rows look full. */
+      /** How many of the open rows the estimate says make `targetBytes` of body (at least 1). */
+      const rowsForBody = (targetBytes: number): number => {
+        const targetEstimate = targetBytes / ratio;
+        let sum = 0;
+        for (let i = 0; i < sizes.length; i++) {
+          sum += sizes[i]!;
+          if (sum >= targetEstimate) return i + 1;
+        }
+        return sizes.length;
+      };
+
+      /**
+       * After rows arrive or a batch is sealed: measure if the open rows look full. Only the
+       * rows one body should hold are measured, however many are open (a backlog can open
+       * many bodies' worth while a measurement runs).
+       */
       const considerMeasuring = (): void => {
         if (!fit || measuring !== undefined || rows.length === 0) return;
-        if (measureAt !== undefined ? rows.length >= measureAt : estimatedBody() >= (fit.aim ?? 0.985) * fit.limit) measure(rows.length);
+        if (measureAt !== undefined) {
+          if (rows.length >= measureAt) measure(measureAt);
+          return;
+        }
+        const aimBytes = (fit.aim ?? DEFAULT_FIT_AIM) * fit.limit;
+        if (estimatedBody() >= aimBytes) measure(rowsForBody(aimBytes));
+      };
+
+      /** At the end of input: once no measurement runs and what is open fits one body, seal it and complete. */
+      const finishIfEnding = (): void => {
+        if (!ending || measuring !== undefined || subscriber.closed) return;
+        if (fit && rows.length > 0 && estimatedBody() > fit.limit) {
+          // Still more than one body open: fit the next one first (onMeasured comes back here).
+          measure(rowsForBody((fit.aim ?? DEFAULT_FIT_AIM) * fit.limit));
+          return;
+        }
+        seal('end-of-input');
+        subscriber.complete();
       };
 
       const onProxyReady = (): void => {
@@ -269,10 +313,11 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => {
-          // A measurement still running is dropped: the encoder compresses the rest (and
-          // splits it, should it be over the limit).
-          seal('end-of-input');
-          subscriber.complete();
+          // Rows open past one body are fitted into full bodies first; the last one takes
+          // the rest (and the encoder splits it, should the estimate have been short).
+          ending = true;
+          measureAt = undefined;
+          finishIfEnding();
         },
       });
 

@@ -1,0 +1,101 @@
+// decodeRecord reads the common message layout straight off the bytes and leaves the rest to
+// capnp-ts. These tests hold the two readings equal: on both synthetic datasets, on edge
+// values (empty and non-ASCII text, max integers), and on thousands of corrupted messages,
+// where each reading must give the same record or the same kind of error. Messages from the
+// official `capnp` tool go through decodeRecord in test/capnp/inspect.test.ts.
+import { describe, expect, it } from 'vitest';
+import { DecodeError, TimestampRangeError } from '../errors.ts';
+import { SplitMix64, uniformRecords } from '../synthetic/uniformDataset.ts';
+import { realisticRecords } from '../synthetic/realisticDataset.ts';
+import { decodeRecord, decodeWithCapnpTs } from './decodeRecord.ts';
+import { encodeRecord, type SourceRecord } from './encodeRecord.ts';
+
+type Outcome = { readonly record: unknown } | { readonly error: string };
+
+function outcome(decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array): Outcome {
+  try {
+    return { record: decode(bytes) };
+  } catch (error) {
+    if (error instanceof TimestampRangeError) return { error: 'TimestampRangeError' };
+    if (error instanceof DecodeError) return { error: 'DecodeError' };
+    throw error;
+  }
+}
+
+const expectSameReading = (bytes: Uint8Array): void => {
+  expect(outcome(decodeRecord, bytes)).toEqual(outcome(decodeWithCapnpTs, bytes));
+};
+
+const base: SourceRecord = {
+  timestampEpochMilli: 1_764_000_000_123n,
+  resourceId: 42n,
+  bytesSent: 1_000n,
+  requestTimeMilli: 12n,
+  responseStatus: 200,
+  cacheStatus: 'HIT',
+  method: 'GET',
+  remoteAddr: '203.0.113.7',
+  url: '/a/b.js',
+};
+
+describe('decodeRecord', () => {
+  it('reads every record of both datasets as capnp-ts does', () => {
+    const start = Date.UTC(2026, 10, 1);
+    for (const records of [uniformRecords({ seed: 3n, startMillis: start, rate: 200 }), realisticRecords({ seed: 3n, startMillis: start, rate: 200 })]) {
+      for (let i = 0; i < 2_000; i++) {
+        const record = records.next().value!;
+        const bytes = encodeRecord(record);
+        const decoded = decodeRecord(bytes);
+        expect(decoded).toEqual(decodeWithCapnpTs(bytes));
+        expect(decoded.rawRemoteAddr).toBe(record.remoteAddr);
+        expect(decoded.url).toBe(record.url);
+        expect(decoded.resourceId).toBe(record.resourceId);
+      }
+    }
+  });
+
+  it('agrees on edge values: empty and non-ASCII text, long text, the largest integers', () => {
+    const cases: SourceRecord[] = [
+      { ...base, cacheStatus: '', method: '', remoteAddr: '', url: '' },
+      { ...base, url: '/ünïcødé/路径/😀?q=é', remoteAddr: '[2001:db8::1]:443' },
+      { ...base, url: `/${'x'.repeat(5_000)}` },
+      { ...base, resourceId: 2n ** 64n - 1n, bytesSent: 2n ** 64n - 1n, requestTimeMilli: 2n ** 64n - 1n, responseStatus: 65_535 },
+      { ...base, timestampEpochMilli: 0n },
+      { ...base, timestampEpochMilli: 4_294_967_295_999n },
+    ];
+    for (const record of cases) {
+      const bytes = encodeRecord(record);
+      expectSameReading(bytes);
+      const decoded = decodeRecord(bytes);
+      expect([decoded.url, decoded.rawRemoteAddr, decoded.cacheStatus, decoded.method]).toEqual([record.url, record.remoteAddr, record.cacheStatus, record.method]);
+    }
+  });
+
+  it('rejects a timestamp past the end of DateTime, as capnp-ts does', () => {
+    const bytes = encodeRecord({ ...base, timestampEpochMilli: 4_294_967_296_000n });
+    expect(() => decodeRecord(bytes)).toThrow(TimestampRangeError);
+    expectSameReading(bytes);
+  });
+
+  it('gives the same record or the same error on corrupted messages', () => {
+    const random = new SplitMix64(11n);
+    const records = uniformRecords({ seed: 5n, startMillis: Date.UTC(2026, 10, 1), rate: 200 });
+    let errors = 0;
+    for (let i = 0; i < 3_000; i++) {
+      const bytes = Uint8Array.from(encodeRecord(records.next().value!));
+      // One to three random bytes replaced, anywhere: segment table, pointers, data, text.
+      const flips = 1 + random.below(3);
+      for (let f = 0; f < flips; f++) bytes[random.below(bytes.byteLength)] = random.below(256);
+      const reading = outcome(decodeRecord, bytes);
+      if ('error' in reading) errors++;
+      expect(reading).toEqual(outcome(decodeWithCapnpTs, bytes));
+    }
+    // The corruption must reach the pointers often enough for errors to be compared too.
+    expect(errors).toBeGreaterThan(100);
+  });
+
+  it('gives the same error for truncated and empty messages', () => {
+    const bytes = encodeRecord(base);
+    for (const cut of [0, 4, 8, 15, 16, 40, bytes.byteLength - 8, bytes.byteLength - 1]) expectSameReading(bytes.subarray(0, cut));
+  });
+});
