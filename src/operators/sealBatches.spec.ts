@@ -224,6 +224,19 @@ describe('sealBatches with fit (measure, then seal exactly what fits)', () => {
     });
   });
 
+  it('the proxy turning ready does not cut a body short while open rows can fill it', () => {
+    scheduler().run(({ cold, hot, expectObservable }) => {
+      const source = cold('-(abcdef)----', letters);
+      const ready = hot('  ---r---------');
+      // 6 rows open; 3 measure 60 B (under the floor) while the proxy turns ready: 5 rows are
+      // measured next (100 B) and sent, not the 3.
+      const fit = { limit: 100, aim: 0.9, initialRatio: 30, measure: measuring(cold, 20) };
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, sizeOf: () => 1, fit }))).toBe('-------x-----', {
+        x: { rows: ['a', 'b', 'c', 'd', 'e'], offsets: new Map([[0, 4]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4]), prepared: body(100) },
+      });
+    });
+  });
+
   it('gives up growing after maxAttempts and sends the fullest fitting body', () => {
     scheduler().run(({ cold, expectObservable }) => {
       const source = cold('-(abcdefgh)------', letters);

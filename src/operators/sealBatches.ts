@@ -205,19 +205,20 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             measure(verdict.count);
             return;
           case 'grow':
-            if (readyWhileMeasuring) {
-              // The proxy is waiting (the source has caught up): send the fullest body measured.
-              seal('proxy-ready', best!.count, best!.prepared);
-              break;
-            }
             if (attempts >= (fit.maxAttempts ?? 4)) {
               // Growing keeps missing the window: send the fullest body measured.
-              seal('size', best!.count, best!.prepared);
+              seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
               break;
             }
             if (rows.length >= verdict.count) {
+              // Enough rows are open to fill it: measure them, even if the proxy is waiting.
               measure(verdict.count);
               return;
+            }
+            if (readyWhileMeasuring) {
+              // The proxy is waiting and no more rows are open: send the fullest body measured.
+              seal('proxy-ready', best!.count, best!.prepared);
+              break;
             }
             // The input has ended and all that is open fits one body: finishIfEnding seals it.
             if (ending) break;
