@@ -109,10 +109,11 @@ ${branches((t) => ({ columns: `${timeBucket(t)} AS time, sum(requests) AS reques
 )
 ORDER BY time`,
 
-  // Inner names differ from the outer ones: an outer alias `requests` would capture `sum(requests)`.
-  totals: `SELECT sum(r) AS requests, sum(b) AS bytes, sum(h) / sum(r) AS hit_ratio FROM
+  // The cache hit share is summed outside the branches: inside, sumIf() would keep
+  // ClickHouse from answering from a projection; grouping by `hit` does not.
+  totals: `SELECT sum(n) AS requests, sum(b) AS bytes, sumIf(n, hit) / sum(n) AS hit_ratio FROM
 (
-${branches(() => ({ columns: `sum(requests) AS r, sum(bytes_sent) AS b, sumIf(requests, ${HIT}) AS h`, tail: '' }))}
+${branches(() => ({ columns: `${HIT} AS hit, sum(requests) AS n, sum(bytes_sent) AS b`, tail: 'GROUP BY hit' }))}
 )`,
 
   byStatus: `SELECT time, status, requests FROM
@@ -127,10 +128,11 @@ ${branches((t) => ({ columns: `${timeBucket(t)} AS time, if(cache_status = '', '
 )
 ORDER BY time, cache`,
 
-  hitRatio: `SELECT time, requests_hit_ratio, bytes_hit_ratio FROM
+  hitRatio: `SELECT time, sumIf(n, hit) / sum(n) AS requests_hit_ratio, sumIf(b, hit) / sum(b) AS bytes_hit_ratio FROM
 (
-${branches((t) => ({ columns: `${timeBucket(t)} AS time, sumIf(requests, ${HIT}) / sum(requests) AS requests_hit_ratio, sumIf(bytes_sent, ${HIT}) / sum(bytes_sent) AS bytes_hit_ratio`, tail: 'GROUP BY time' }))}
+${branches((t) => ({ columns: `${timeBucket(t)} AS time, ${HIT} AS hit, sum(requests) AS n, sum(bytes_sent) AS b`, tail: 'GROUP BY time, hit' }))}
 )
+GROUP BY time
 ORDER BY time`,
 
   statusCache: `SELECT status, cache, requests, bytes FROM
@@ -139,18 +141,19 @@ ${branches(() => ({ columns: `response_status AS status, if(cache_status = '', '
 )
 ORDER BY status, cache`,
 
-  // `n`, not `requests`, inside: an alias `requests` would capture `requests` in sumIf().
   // resource_id is a UInt64: as text, so that ids above 2^53 survive JavaScript numbers.
-  topResources: `SELECT resource, n AS requests, bytes, hit_ratio FROM
+  topResources: `SELECT resource, sum(n) AS requests, sum(b) AS bytes, sumIf(n, hit) / sum(n) AS hit_ratio FROM
 (
-${branches(() => ({ columns: `toString(resource_id) AS resource, sum(requests) AS n, sum(bytes_sent) AS bytes, sumIf(requests, ${HIT}) / sum(requests) AS hit_ratio`, tail: 'GROUP BY resource_id\n    ORDER BY bytes DESC, resource_id\n    LIMIT 20' }))}
+${branches(() => ({ columns: `toString(resource_id) AS resource, ${HIT} AS hit, sum(requests) AS n, sum(bytes_sent) AS b`, tail: 'GROUP BY resource_id, hit' }))}
 )
+GROUP BY resource
 ORDER BY bytes DESC, resource
 LIMIT 20`,
 
-  topAddresses: `SELECT network, n AS requests, bytes, hit_ratio FROM
+  // No hit ratio here: only the by_addr projection (bucket, address) makes this cheap, and it has no cache status.
+  topAddresses: `SELECT network, requests, bytes FROM
 (
-${branches(() => ({ columns: `remote_addr AS network, sum(requests) AS n, sum(bytes_sent) AS bytes, sumIf(requests, ${HIT}) / sum(requests) AS hit_ratio`, tail: 'GROUP BY remote_addr\n    ORDER BY bytes DESC, remote_addr\n    LIMIT 20' }))}
+${branches(() => ({ columns: 'remote_addr AS network, sum(requests) AS requests, sum(bytes_sent) AS bytes', tail: 'GROUP BY remote_addr\n    ORDER BY bytes DESC, remote_addr\n    LIMIT 20' }))}
 )
 ORDER BY bytes DESC, network
 LIMIT 20`,
@@ -277,7 +280,7 @@ function trafficPanels(): Json[] {
     clickhousePanel('topAddresses', {
       title: 'Top client networks (/24, /48) by bytes', type: 'table', gridPos: { x: 12, y: 25, w: 12, h: 10 }, table: true,
       description: 'Client addresses are stored anonymized (a.b.c.X, or the first three IPv6 hextets), so each row is a /24 or /48 network.',
-      fieldConfig: { defaults: {}, overrides: [bytesUnit('bytes'), ratioUnit('hit_ratio')] },
+      fieldConfig: { defaults: {}, overrides: [bytesUnit('bytes')] },
     }),
   ];
 }
