@@ -24,7 +24,7 @@ import { AnonymizerError } from '../errors.ts';
 import type { ClickHouseClient } from '../io/clickhouseHttp.ts';
 import type { DeadLetterSink } from '../io/deadLetterSink.ts';
 import type { KafkaSource } from '../io/kafkaSource.ts';
-import type { Spool, SpooledBatch, StagedBatch } from '../io/spool.ts';
+import type { BatchSpool, SpooledBatch, StagedBatch } from '../io/spool.ts';
 import { acknowledgeBatches } from '../operators/acknowledgeBatches.ts';
 import { anonymizeAddresses } from '../operators/anonymizeAddresses.ts';
 import { commitOffsets } from '../operators/commitOffsets.ts';
@@ -40,7 +40,7 @@ import type { PipelineMetrics } from './pipelineMetrics.ts';
 export interface PipelineDeps {
   readonly source: KafkaSource;
   readonly deadLetters: DeadLetterSink;
-  readonly spool: Spool;
+  readonly spool: BatchSpool;
   readonly clickhouse: ClickHouseClient;
   readonly slots: ProxySlots;
   readonly compress: (body: Uint8Array) => Promise<Uint8Array>;
