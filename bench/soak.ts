@@ -130,7 +130,7 @@ function judgeFill(appLogFile: string, accessLogFile: string): { passed: boolean
   const stored = readFileSync(appLogFile, 'utf8')
     .split('\n')
     .filter((line) => line.includes('"batch stored"'))
-    .map((line) => JSON.parse(line) as { bytes: number; rows: number });
+    .map((line) => JSON.parse(line) as { bytes: number; rows: number; sealReason?: string });
   const statuses = readFileSync(accessLogFile, 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -150,7 +150,7 @@ function judgeFill(appLogFile: string, accessLogFile: string): { passed: boolean
     lines: [
       `| requests stored | ${stored.length} (nginx answered 200 to ${accepted}, 413 to ${tooLarge}, other ${statuses.length - accepted - tooLarge}) |`,
       `| body fill, all but the last | min ${pct(fills[0])}, median ${pct(fills[Math.floor(fills.length / 2)])}, max ${pct(fills.at(-1))} of ${maxBodyBytes} B |`,
-      `| bodies under ${pct(DEFAULT_FIT_FLOOR)} (all but the last) | ${underFilled.length} |`,
+      `| bodies under ${pct(DEFAULT_FIT_FLOOR)} (all but the last) | ${underFilled.length}${underFilled.length ? ` (${underFilled.map((b) => `${pct(b.bytes / maxBodyBytes)} ${b.sealReason ?? '?'}`).join(', ')})` : ''} |`,
       `| last body | ${stored.at(-1)?.rows ?? 0} rows, ${pct((stored.at(-1)?.bytes ?? 0) / maxBodyBytes)} |`,
       `| rows per request, all but the last (mean) | ${(allButLast.reduce((sum, batch) => sum + batch.rows, 0) / Math.max(1, allButLast.length)).toFixed(0)} |`,
     ],

@@ -96,6 +96,8 @@ export interface SealedBatch {
   readonly generation?: number;
   /** The oldest and newest record timestamps it holds, in epoch seconds (for the end-to-end latency). */
   readonly eventTime?: readonly [number, number];
+  /** What sealed its batch: tells an operator why a body went out less than full. */
+  readonly sealReason?: SealReason;
 }
 
 export function mergeOffsets(into: Map<number, number>, partition: number, lastOffset: number): void {

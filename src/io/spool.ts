@@ -52,6 +52,8 @@ export interface SpoolHeader {
   readonly parent?: { readonly token: string; readonly parts: number; readonly index: number };
   /** The oldest and newest record timestamps in the batch, epoch seconds (absent in batches spooled before it existed). */
   readonly eventTime?: readonly [number, number];
+  /** What sealed the batch (absent in batches spooled before it existed). */
+  readonly sealReason?: SealedBatch['sealReason'];
 }
 
 /** A sealed batch on disk, described by its header. Its body stays on disk until it is sent. */
@@ -217,6 +219,7 @@ export class Spool implements BatchSpool {
       sealedAt: new Date().toISOString(),
       ...(parent ? { parent } : {}),
       ...(batch.eventTime ? { eventTime: batch.eventTime } : {}),
+      ...(batch.sealReason ? { sealReason: batch.sealReason } : {}),
     };
     const headerBytes = Buffer.from(JSON.stringify(header));
     const length = Buffer.alloc(4);

@@ -31,7 +31,7 @@ describe('encodeBatches', () => {
       const source = cold('a|', { a: { rows, offsets: new Map([[0, 3]]), reason: 'size' } satisfies RowBatch });
       // 4 rows → 4 bytes: fits in one body.
       expectObservable(source.pipe(encodeBatches(config({}, cold)))).toBe('--(x|)', {
-        x: { token: 't1', body: Uint8Array.of(2, 2, 2, 2), format: 'Native', codec: 'none', rowCount: 4, uncompressedBytes: 4, eventTime: [10, 50], offsets: new Map([[0, 3]]) },
+        x: { token: 't1', body: Uint8Array.of(2, 2, 2, 2), format: 'Native', codec: 'none', rowCount: 4, uncompressedBytes: 4, eventTime: [10, 50], sealReason: 'size', offsets: new Map([[0, 3]]) },
       });
     });
   });
@@ -40,8 +40,8 @@ describe('encodeBatches', () => {
     newTestScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
       const source = cold('-a-b|', { a: batch(['/1', '/2'], [[0, 5]]), b: batch(['/3'], [[0, 6]]) });
       expectObservable(source.pipe(encodeBatches(config({}, cold)))).toBe('---x-(y|)', {
-        x: { token: 't1', body: Uint8Array.of(2, 2), format: 'Native', codec: 'none', rowCount: 2, uncompressedBytes: 2, eventTime: ET, offsets: new Map([[0, 5]]) },
-        y: { token: 't2', body: Uint8Array.of(2), format: 'Native', codec: 'none', rowCount: 1, uncompressedBytes: 1, eventTime: ET, offsets: new Map([[0, 6]]) },
+        x: { token: 't1', body: Uint8Array.of(2, 2), format: 'Native', codec: 'none', rowCount: 2, uncompressedBytes: 2, eventTime: ET, sealReason: 'size', offsets: new Map([[0, 5]]) },
+        y: { token: 't2', body: Uint8Array.of(2), format: 'Native', codec: 'none', rowCount: 1, uncompressedBytes: 1, eventTime: ET, sealReason: 'size', offsets: new Map([[0, 6]]) },
       });
       expectSubscriptions(source.subscriptions).toBe('^---!');
     });
@@ -54,8 +54,8 @@ describe('encodeBatches', () => {
       const result = source.pipe(encodeBatches(config({ onOversize: (rows) => oversize.push(rows) }, cold)));
       // 6 rows → 6 bytes > 4: compress once (2 frames), then each half of 3 (2 frames each, in turn).
       expectObservable(result).toBe('------(xy|)', {
-        x: { token: 't1', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, offsets: new Map() },
-        y: { token: 't2', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, offsets: new Map([[1, 9]]) },
+        x: { token: 't1', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, sealReason: 'size', offsets: new Map() },
+        y: { token: 't2', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, sealReason: 'size', offsets: new Map([[1, 9]]) },
       });
     });
     expect(oversize).toEqual([6]);
@@ -69,8 +69,8 @@ describe('encodeBatches', () => {
       };
       const result = cold('a|', { a: withOffsets }).pipe(encodeBatches(config({}, cold)));
       expectObservable(result).toBe('------(xy|)', {
-        x: { token: 't1', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, offsets: new Map([[0, 11], [1, 5]]) },
-        y: { token: 't2', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, offsets: new Map([[0, 30], [1, 9]]) },
+        x: { token: 't1', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, sealReason: 'size', offsets: new Map([[0, 11], [1, 5]]) },
+        y: { token: 't2', body: Uint8Array.of(2, 2, 2), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 3, eventTime: ET, sealReason: 'size', offsets: new Map([[0, 30], [1, 9]]) },
       });
     });
   });
@@ -87,8 +87,8 @@ describe('encodeBatches', () => {
       };
       const result = cold('a-b|', { a: prepared, b: tooBig }).pipe(encodeBatches(config({ compress }, cold)));
       expectObservable(result).toBe('a---(y|)', {
-        a: { token: 't1', body: Uint8Array.of(9, 9), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 6, eventTime: ET, offsets: new Map([[0, 7]]) },
-        y: { token: 't2', body: Uint8Array.of(2, 2), format: 'Native', codec: 'none', rowCount: 2, uncompressedBytes: 2, eventTime: ET, offsets: new Map([[0, 9]]) },
+        a: { token: 't1', body: Uint8Array.of(9, 9), format: 'Native', codec: 'none', rowCount: 3, uncompressedBytes: 6, eventTime: ET, sealReason: 'size', offsets: new Map([[0, 7]]) },
+        y: { token: 't2', body: Uint8Array.of(2, 2), format: 'Native', codec: 'none', rowCount: 2, uncompressedBytes: 2, eventTime: ET, sealReason: 'size', offsets: new Map([[0, 9]]) },
       });
     });
     expect(compressions).toBe(1);

@@ -94,6 +94,7 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
             offsets: offsetsOf(batch, part, index === parts.length - 1),
             ...generationOf(batch),
             ...eventTimeOf(batch.rows, part),
+            sealReason: batch.reason,
           }),
         ),
       ),

@@ -157,7 +157,10 @@ export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBa
         metrics.fillRatio.observe(batch.bodyBytes / deps.maxBodyBytes);
         const oldest = batch.header.eventTime?.[0];
         if (oldest !== undefined) metrics.latency.observe(Math.max(0, Date.now() / 1000 - oldest));
-        log.info({ token: batch.token, rows: batch.rowCount, bytes: batch.bodyBytes, fill: round(batch.bodyBytes / deps.maxBodyBytes), elapsedMs }, 'batch stored');
+        log.info(
+          { token: batch.token, rows: batch.rowCount, bytes: batch.bodyBytes, fill: round(batch.bodyBytes / deps.maxBodyBytes), sealReason: batch.header.sealReason, elapsedMs },
+          'batch stored',
+        );
       },
     }),
     acknowledgeBatches<SpooledBatch>({
