@@ -23,7 +23,7 @@
  * depend on the body size.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -127,6 +127,8 @@ function dirBytes(dir: string): number {
  * bytes it sent) and nginx's access log (what the proxy answered).
  */
 function judgeFill(appLogFile: string, accessLogFile: string): { passed: boolean; lines: string[] } {
+  // SOAK_KEEP_APP_LOG=<file> keeps the app's log for a closer look (the run's directory is removed).
+  if (process.env.SOAK_KEEP_APP_LOG) copyFileSync(appLogFile, process.env.SOAK_KEEP_APP_LOG);
   const stored = readFileSync(appLogFile, 'utf8')
     .split('\n')
     .filter((line) => line.includes('"batch stored"'))
@@ -202,7 +204,7 @@ try {
     PROXY_MAX_BODY_BYTES: String(maxBodyBytes),
     INSERT_CODEC: codec,
     INSERT_LEVEL: String(level),
-    LOG_LEVEL: values['check-fill'] ? 'info' : 'warn',
+    LOG_LEVEL: process.env.SOAK_APP_LOG_LEVEL ?? (values['check-fill'] ? 'info' : 'warn'),
     ...(marginMs === undefined ? {} : { PROXY_MARGIN_MS: String(marginMs) }),
   };
   // The app runs as `npm start` runs it: with the heap cap the README recommends (kept if

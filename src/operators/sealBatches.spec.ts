@@ -237,6 +237,21 @@ describe('sealBatches with fit (measure, then seal exactly what fits)', () => {
     });
   });
 
+  it('bytes that grow in a step: bracketed between a fitting and an oversize count, it sends the fitting one', () => {
+    const measured: number[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const eight: OffsetChunk<string> = { partition: 0, items: 'abcdefgh'.split(''), itemOffsets: [...Array(8).keys()], lastOffset: 7 };
+      // 18 B a row, plus 15 B from the 6th row on: 5 rows make 90 B, 6 make 123 B; nothing lands in [95, 100].
+      const stepped = (rows: readonly string[]) => cold('-(m|)', { m: body(rows.length * 18 + (rows.length >= 6 ? 15 : 0)) }) as Observable<PreparedBody>;
+      const fit = { limit: 100, initialRatio: 18, measure: stepped, onMeasured: (r: number) => void measured.push(r) };
+      expectObservable(cold('-x-----', { x: eight }).pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('----x--', {
+        x: { rows: 'abcde'.split(''), offsets: new Map([[0, 4]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4]), prepared: body(90) },
+      });
+    });
+    // 6 → 123 B (shrink, in proportion), 4 → 72 B, 5 (between 4 and 6) → 90 B: bracketed.
+    expect(measured).toEqual([6, 4, 5]);
+  });
+
   it('gives up growing after maxAttempts and sends the fullest fitting body', () => {
     scheduler().run(({ cold, expectObservable }) => {
       const source = cold('-(abcdefgh)------', letters);

@@ -39,7 +39,7 @@ export interface SealFit<T> extends BodyFitPolicy {
   readonly measure: (rows: readonly T[]) => ObservableInput<PreparedBody>;
   /** Compressed bytes per `sizeOf` byte assumed before the first measurement. Default 0.5. */
   readonly initialRatio?: number;
-  /** Measurements per batch that try to grow an under-full body before it is sent as it is. Default 4. */
+  /** Measurements per batch that try to grow an under-full body before it is sent as it is. Default 6. */
   readonly maxAttempts?: number;
   /** Told about every measurement: rows, body bytes and what was decided. */
   readonly onMeasured?: (rows: number, bodyBytes: number, verdict: string) => void;
@@ -103,6 +103,8 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       let attempts = 0;
       // The largest measured prefix whose body fits, in case growing it never reaches the floor.
       let best: { count: number; prepared: PreparedBody } | undefined;
+      // The smallest measured prefix whose body is over the limit: with `best`, it brackets the answer.
+      let over: { count: number; bytes: number } | undefined;
       // The proxy became ready while a measurement ran: send what fits as soon as it is known.
       let readyWhileMeasuring = false;
       // The input has ended: finish fitting what is open into full bodies, then complete.
@@ -114,6 +116,7 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         measureAt = undefined;
         attempts = 0;
         best = undefined;
+        over = undefined;
         readyWhileMeasuring = false;
       };
 
@@ -194,6 +197,15 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         const verdict = judgeFit(fit, count, bodyBytes);
         fit.onMeasured?.(count, bodyBytes, verdict.kind);
         if (bodyBytes <= fit.limit && (best === undefined || count > best.count)) best = { count, prepared };
+        if (bodyBytes > fit.limit && (over === undefined || count < over.count)) over = { count, bytes: bodyBytes };
+        const next = verdict.kind === 'shrink' || verdict.kind === 'grow' ? nextCount(verdict.count) : undefined;
+        if (next === 'bracketed') {
+          // No row count between the fullest fitting body and the smallest one over: send it.
+          seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
+          considerMeasuring();
+          finishIfEnding();
+          return;
+        }
         switch (verdict.kind) {
           case 'fits':
             seal('size', count, prepared);
@@ -202,17 +214,17 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             subscriber.error(new RangeError(`one row compresses to ${bodyBytes} bytes, over the proxy's body limit of ${fit.limit}`));
             return;
           case 'shrink':
-            measure(verdict.count);
+            measure(next as number);
             return;
           case 'grow':
-            if (attempts >= (fit.maxAttempts ?? 4)) {
+            if (attempts >= (fit.maxAttempts ?? 6)) {
               // Growing keeps missing the window: send the fullest body measured.
               seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
               break;
             }
-            if (rows.length >= verdict.count) {
+            if (rows.length >= (next as number)) {
               // Enough rows are open to fill it: measure them, even if the proxy is waiting.
-              measure(verdict.count);
+              measure(next as number);
               return;
             }
             if (readyWhileMeasuring) {
@@ -222,11 +234,27 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             }
             // The input has ended and all that is open fits one body: finishIfEnding seals it.
             if (ending) break;
-            measureAt = verdict.count;
+            measureAt = next as number;
             return;
         }
         considerMeasuring();
         finishIfEnding();
+      };
+
+      /**
+       * The next row count to measure. Bytes grow with rows in steps, not on a line (a chunk of
+       * another partition, a codec block boundary): once a count that fits and one that does
+       * not are known, interpolate between them rather than from zero, and stop when no count
+       * lies between them.
+       */
+      const nextCount = (proportional: number): number | 'bracketed' => {
+        if (!fit || best === undefined || over === undefined || over.count <= best.count) return proportional;
+        if (over.count - best.count <= 1) return 'bracketed';
+        const target = (fit.aim ?? DEFAULT_FIT_AIM) * fit.limit;
+        const bestBytes = best.prepared.body.byteLength;
+        const slope = (over.bytes - bestBytes) / (over.count - best.count);
+        const guess = best.count + Math.round((target - bestBytes) / Math.max(slope, 1e-9));
+        return Math.min(over.count - 1, Math.max(best.count + 1, guess));
       };
 
       /** How many of the open rows the estimate says make `targetBytes` of body (at least 1). */
