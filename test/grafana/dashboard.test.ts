@@ -320,3 +320,34 @@ describe('Grafana dashboard', () => {
     }
   });
 });
+
+describe('grafanaExpand: the expansion follows the plugin', () => {
+  // Vectors from the plugin's README macro table and its CHDatasource.test.ts.
+  const range = { from: 1_415_792_726_000, to: 1_447_328_726_000 };
+  it('expands the backend macros as documented', () => {
+    const expand = (sql: string): string => expandQuery(sql, { range, intervalMs: 20_000, variables: [] });
+    expect(expand('WHERE $__timeFilter(time)')).toBe('WHERE time >= toDateTime(1415792726) AND time <= toDateTime(1447328726)');
+    expect(expand('WHERE $__timeFilter_ms(time)')).toBe('WHERE time >= fromUnixTimestamp64Milli(1415792726000) AND time <= fromUnixTimestamp64Milli(1447328726000)');
+    expect(expand('$__fromTime, $__toTime, $__fromTime_ms')).toBe('toDateTime(1415792726), toDateTime(1447328726), fromUnixTimestamp64Milli(1415792726000)');
+    expect(expand('$__timeInterval(ts), $__interval_s')).toBe('toStartOfInterval(toDateTime(ts), INTERVAL 20 second), 20');
+    expect(expandQuery('$__interval_s', { range, intervalMs: 200, variables: [] })).toBe('1');
+  });
+
+  it('applies $__conditionalAll and the variable formats as the frontend does', () => {
+    const sql = 'select foo from table where $__conditionalAll(bar in (${bar:singlequote}), $bar);';
+    const all = [{ name: 'bar', value: ['$__all'] }];
+    expect(expandQuery(sql, { range, intervalMs: 1_000, variables: all })).toBe('select foo from table where 1=1;');
+    expect(expandQuery(sql, { range, intervalMs: 1_000, variables: [{ name: 'bar', value: ['val1', "it's"] }] }))
+      .toBe("select foo from table where bar in ('val1','it\\'s');");
+    // Without a format, the plugin's own: an array joined in quotes, a single value as is.
+    expect(expandQuery('x IN ($bar) AND y = $baz', { range, intervalMs: 1_000, variables: [{ name: 'bar', value: ['a', 'b'] }, { name: 'baz', value: '7' }] }))
+      .toBe("x IN ('a','b') AND y = 7");
+  });
+
+  it('tells the legacy argument parser apart, so the both-parsers check can fail', () => {
+    // An argument-less macro followed later by a parenthesis: the legacy parser swallows it.
+    const sql = 'WHERE t >= $__fromTime AND toStartOfHour(t) > 0';
+    expect(expandQuery(sql, { range, intervalMs: 1_000, variables: [] })).toBe('WHERE t >= toDateTime(1415792726) AND toStartOfHour(t) > 0');
+    expect(expandQuery(sql, { range, intervalMs: 1_000, variables: [], parser: 'legacy' })).toBe('WHERE t >= toDateTime(1415792726) > 0');
+  });
+});
