@@ -48,7 +48,7 @@ export const TIERS: readonly Tier[] = [
  * Which table a range reads (docs/schema.md, "How a Grafana panel picks its table"):
  * the minute table for spans up to 24 h that start within its 30-day retention, the hour
  * table for spans up to 31 days that start within its 400-day retention, the day table
- * otherwise. Every quick range of Grafana's picker then gets at least ~48 points.
+ * otherwise. Every quick range of Grafana's picker from 1 h up then gets at least 48 points.
  */
 export const THRESHOLDS = {
   minuteMaxSpanSeconds: 24 * 3_600,
