@@ -197,6 +197,9 @@ function clickhousePanel(key: QueryKey, p: { title: string; description: string;
     targets: [{
       refId: 'A',
       datasource: CLICKHOUSE,
+      // The plugin's v4 query model (editorType + queryType); without a version the plugin
+      // would first run it through its v3 migration.
+      pluginVersion: '4.0.0',
       editorType: 'sql',
       // The plugin's Format enum: 0 time series (long frames are widened per label), 1 table.
       format: p.table ? 1 : 0,
@@ -355,7 +358,7 @@ function variable(v: (typeof VARIABLES)[number]): Json {
     name: v.name,
     label: v.label,
     datasource: CLICKHOUSE,
-    query: { rawSql: VARIABLE_QUERIES[v.name], editorType: 'sql', format: 1, refId: 'VariableQuery' },
+    query: { rawSql: VARIABLE_QUERIES[v.name], pluginVersion: '4.0.0', editorType: 'sql', format: 1, refId: 'VariableQuery' },
     definition: VARIABLE_QUERIES[v.name],
     // 2: refresh the options when the time range changes.
     refresh: 2,
