@@ -27,6 +27,16 @@
  *
  * The SDK applies macros in map order (random in Go); that cannot matter here because no
  * expansion contains `$__`.
+ *
+ * Sources (read 2026-11):
+ *   https://github.com/grafana/clickhouse-datasource/blob/main/src/data/CHDatasource.ts
+ *   https://github.com/grafana/clickhouse-datasource/blob/main/pkg/macros/macros.go
+ *   https://github.com/grafana/clickhouse-datasource#macros (the README's macro table)
+ *   https://github.com/grafana/grafana-plugin-sdk-go/blob/main/data/sqlutil/macros.go
+ *   https://github.com/grafana/grafana-plugin-sdk-go/issues/859 (the legacy parser's bug)
+ *   https://github.com/grafana/grafana/blob/main/public/app/features/templating/template_srv.ts
+ *   (variable regex; a custom all value is inserted unformatted) and formatRegistry.ts
+ *   (`singlequote`)
  */
 
 export interface TimeRange {
