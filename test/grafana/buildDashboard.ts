@@ -291,11 +291,10 @@ function trafficPanels(): Json[] {
 /** The anonymizer's own metrics (src/streams/pipelineMetrics.ts, src/cli/run.ts), scraped by Prometheus. */
 function pipelinePanels(): Json[] {
   const y = 35;
-  const stored = 'anonymizer_insert_requests_total{outcome="stored"}';
   return [
     row('Pipeline (Prometheus: the anonymizer\'s /metrics)', y),
     prometheusPanel({
-      title: 'Keeping up: records in, rows stored', gridPos: { x: 0, y: y + 1, w: 8, h: 8 }, unit: 'short',
+      title: 'Keeping up: records in, rows stored', gridPos: { x: 0, y: y + 1, w: 6, h: 8 }, unit: 'short',
       description: 'Records consumed from Kafka and rows acknowledged by ClickHouse, per second (5 min average). Stored below consumed for long means the proxy is the bottleneck: watch the spool.',
       targets: [
         { expr: 'sum(rate(anonymizer_records_consumed_total[5m]))', legendFormat: 'consumed/s' },
@@ -303,12 +302,12 @@ function pipelinePanels(): Json[] {
       ],
     }),
     prometheusPanel({
-      title: 'Consumer lag', gridPos: { x: 8, y: y + 1, w: 8, h: 8 }, unit: 'short',
+      title: 'Consumer lag', gridPos: { x: 6, y: y + 1, w: 6, h: 8 }, unit: 'short',
       description: 'Per partition: the high-water mark minus the next offset to fetch. Kafka may delete unread records after its retention, so lag must stay near zero.',
       targets: [{ expr: 'sum by (partition) (anonymizer_consumer_lag)', legendFormat: 'partition {{partition}}' }],
     }),
     prometheusPanel({
-      title: 'Spool depth', gridPos: { x: 16, y: y + 1, w: 8, h: 8 }, unit: 'bytes',
+      title: 'Spool depth', gridPos: { x: 12, y: y + 1, w: 6, h: 8 }, unit: 'bytes',
       description: 'Sealed batches waiting for a proxy slot, in bytes (left) and batches (right); paused = 1 while consumption is paused because the spool is over SPOOL_MAX_BYTES.',
       fieldConfig: {
         defaults: { unit: 'bytes' },
@@ -324,12 +323,20 @@ function pipelinePanels(): Json[] {
       ],
     }),
     prometheusPanel({
-      title: 'Rows and body bytes per request', gridPos: { x: 0, y: y + 9, w: 8, h: 8 }, unit: 'short',
-      description: 'Average rows (left) and compressed body bytes (right) per stored insert over 5 min. Throughput is rows per request divided by the proxy interval; bytes near PROXY_MAX_BODY_BYTES mean full requests.',
-      fieldConfig: { defaults: { unit: 'short' }, overrides: [bytesOnRight('body bytes')] },
+      title: 'End-to-end latency', gridPos: { x: 18, y: y + 1, w: 6, h: 8 }, unit: 's',
+      description: "From the oldest record's Kafka timestamp in a batch to ClickHouse's acknowledgement (15 min window). Under capacity about one proxy interval; growing means a backlog in the spool.",
       targets: [
-        { expr: `sum(increase(anonymizer_rows_stored_total[5m])) / sum(increase(${stored}[5m]))`, legendFormat: 'rows' },
-        { expr: `sum(increase(anonymizer_body_bytes_stored_total[5m])) / sum(increase(${stored}[5m]))`, legendFormat: 'body bytes' },
+        { expr: 'histogram_quantile(0.5, sum by (le) (rate(anonymizer_end_to_end_latency_seconds_bucket[15m])))', legendFormat: 'p50' },
+        { expr: 'histogram_quantile(0.95, sum by (le) (rate(anonymizer_end_to_end_latency_seconds_bucket[15m])))', legendFormat: 'p95' },
+      ],
+    }),
+    prometheusPanel({
+      title: 'Rows per request, body fill', gridPos: { x: 0, y: y + 9, w: 8, h: 8 }, unit: 'short',
+      description: 'Average rows per stored insert (left) and compressed body ÷ PROXY_MAX_BODY_BYTES (right), over 5 min. Throughput is rows per request divided by the proxy interval; a fill near 100 % means full requests.',
+      fieldConfig: { defaults: { unit: 'short' }, overrides: [{ matcher: { id: 'byName', options: 'body fill' }, properties: [{ id: 'unit', value: 'percentunit' }, { id: 'min', value: 0 }, { id: 'custom.axisPlacement', value: 'right' }] }] },
+      targets: [
+        { expr: 'sum(increase(anonymizer_request_rows_sum[5m])) / sum(increase(anonymizer_request_rows_count[5m]))', legendFormat: 'rows' },
+        { expr: 'sum(increase(anonymizer_request_fill_ratio_sum[5m])) / sum(increase(anonymizer_request_fill_ratio_count[5m]))', legendFormat: 'body fill' },
       ],
     }),
     prometheusPanel({

@@ -315,7 +315,7 @@ describe('Grafana dashboard', () => {
       }
     }
     // The pipeline row covers lag, spool depth, rows per request, the next slot and errors.
-    for (const name of ['anonymizer_consumer_lag', 'anonymizer_spool_bytes', 'anonymizer_rows_stored_total', 'anonymizer_next_slot_seconds', 'anonymizer_messages_dead_lettered_total', 'anonymizer_batches_quarantined_total']) {
+    for (const name of ['anonymizer_consumer_lag', 'anonymizer_spool_bytes', 'anonymizer_request_rows_sum', 'anonymizer_next_slot_seconds', 'anonymizer_messages_dead_lettered_total', 'anonymizer_batches_quarantined_total']) {
       expect(used, name).toContain(name);
     }
   });
