@@ -12,12 +12,12 @@ export interface BodyFitPolicy {
   readonly limit: number;
   /** A measured body at or above `floor × limit` (and ≤ limit) is full enough to send. Default 0.95. */
   readonly floor?: number;
-  /** The share of the limit a new count aims at. Default 0.985. */
+  /** The share of the limit a new count aims at. Default 0.975: the middle of [floor, 1], since a body's size scatters both ways around the estimate. */
   readonly aim?: number;
 }
 
 export const DEFAULT_FIT_FLOOR = 0.95;
-export const DEFAULT_FIT_AIM = 0.985;
+export const DEFAULT_FIT_AIM = 0.975;
 
 export type FitVerdict =
   /** Send these rows: the body is within [floor, 1] × limit. */

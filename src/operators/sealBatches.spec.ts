@@ -237,19 +237,37 @@ describe('sealBatches with fit (measure, then seal exactly what fits)', () => {
     });
   });
 
-  it('bytes that grow in a step: bracketed between a fitting and an oversize count, it sends the fitting one', () => {
-    const measured: number[] = [];
-    scheduler().run(({ cold, expectObservable }) => {
-      const eight: OffsetChunk<string> = { partition: 0, items: 'abcdefgh'.split(''), itemOffsets: [...Array(8).keys()], lastOffset: 7 };
-      // 18 B a row, plus 15 B from the 6th row on: 5 rows make 90 B, 6 make 123 B; nothing lands in [95, 100].
-      const stepped = (rows: readonly string[]) => cold('-(m|)', { m: body(rows.length * 18 + (rows.length >= 6 ? 15 : 0)) }) as Observable<PreparedBody>;
-      const fit = { limit: 100, initialRatio: 18, measure: stepped, onMeasured: (r: number) => void measured.push(r) };
-      expectObservable(cold('-x-----', { x: eight }).pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('----x--', {
-        x: { rows: 'abcde'.split(''), offsets: new Map([[0, 4]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4]), prepared: body(90) },
+  describe('bytes that do not grow in proportion to rows', () => {
+    const eight: OffsetChunk<string> = { partition: 0, items: 'abcdefgh'.split(''), itemOffsets: [...Array(8).keys()], lastOffset: 7 };
+    /** 18 B a row, plus 15 B from the 6th row on: 5 rows make 90 B, 6 make 123 B. `noise` overrides some counts. */
+    const stepped = (cold: (m: string, v?: Record<string, unknown>) => Observable<unknown>, noise: Record<number, number> = {}) => (rows: readonly string[]) =>
+      cold('-(m|)', { m: body(noise[rows.length] ?? rows.length * 18 + (rows.length >= 6 ? 15 : 0)) }) as Observable<PreparedBody>;
+
+    it('bracketed between adjacent counts, it tries their neighbours, and sends one that lands in the window', () => {
+      const measured: number[] = [];
+      scheduler().run(({ cold, expectObservable }) => {
+        // 7 rows happen to compress to 97 B (a compressor's jump), inside [95, 100].
+        const fit = { limit: 100, initialRatio: 18, measure: stepped(cold, { 7: 97 }), onMeasured: (r: number) => void measured.push(r) };
+        expectObservable(cold('-x-------', { x: eight }).pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('-----x---', {
+          x: { rows: 'abcdefg'.split(''), offsets: new Map([[0, 6]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4, 5, 6]), prepared: body(97) },
+        });
       });
+      // 6 → 123 B (shrink, in proportion), 4 → 72 B, 5 (interpolated) → 90 B: 5 and 6 bracket
+      // the window; 4 was tried, so 7 next.
+      expect(measured).toEqual([6, 4, 5, 7]);
     });
-    // 6 → 123 B (shrink, in proportion), 4 → 72 B, 5 (between 4 and 6) → 90 B: bracketed.
-    expect(measured).toEqual([6, 4, 5]);
+
+    it('when no neighbour lands in the window either, it sends the fullest fitting body', () => {
+      const measured: number[] = [];
+      scheduler().run(({ cold, expectObservable }) => {
+        const fit = { limit: 100, initialRatio: 18, measure: stepped(cold), onMeasured: (r: number) => void measured.push(r) };
+        expectObservable(cold('-x--------', { x: eight }).pipe(sealBatches({ proxyReady$: cold('-'), sizeOf: () => 1, fit }))).toBe('--------x-', {
+          x: { rows: 'abcde'.split(''), offsets: new Map([[0, 4]]), reason: 'size', rowOffsets: rowOffsets([0, 1, 2, 3, 4]), prepared: body(90) },
+        });
+      });
+      // Neighbours 7, 3, 8, 2 (9 is more than the 8 open rows), then the 90 B body goes.
+      expect(measured).toEqual([6, 4, 5, 7, 3, 8, 2]);
+    });
   });
 
   it('gives up growing after maxAttempts and sends the fullest fitting body', () => {

@@ -39,7 +39,7 @@ export interface SealFit<T> extends BodyFitPolicy {
   readonly measure: (rows: readonly T[]) => ObservableInput<PreparedBody>;
   /** Compressed bytes per `sizeOf` byte assumed before the first measurement. Default 0.5. */
   readonly initialRatio?: number;
-  /** Measurements per batch that try to grow an under-full body before it is sent as it is. Default 6. */
+  /** Measurements per body before the fullest fitting one is sent as it is. Default 8. */
   readonly maxAttempts?: number;
   /** Told about every measurement: rows, body bytes and what was decided. */
   readonly onMeasured?: (rows: number, bodyBytes: number, verdict: string) => void;
@@ -105,6 +105,9 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       let best: { count: number; prepared: PreparedBody } | undefined;
       // The smallest measured prefix whose body is over the limit: with `best`, it brackets the answer.
       let over: { count: number; bytes: number } | undefined;
+      // Counts measured for the open body, and how many neighbours of a bracket were tried.
+      let tried = new Set<number>();
+      let probes = 0;
       // The proxy became ready while a measurement ran: send what fits as soon as it is known.
       let readyWhileMeasuring = false;
       // The input has ended: finish fitting what is open into full bodies, then complete.
@@ -117,6 +120,8 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         attempts = 0;
         best = undefined;
         over = undefined;
+        tried = new Set();
+        probes = 0;
         readyWhileMeasuring = false;
       };
 
@@ -196,7 +201,9 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         if (measuredBytes > 0) ratio = bodyBytes / measuredBytes;
         const verdict = judgeFit(fit, count, bodyBytes);
         fit.onMeasured?.(count, bodyBytes, verdict.kind);
-        if (bodyBytes <= fit.limit && (best === undefined || count > best.count)) best = { count, prepared };
+        tried.add(count);
+        // The fullest body that fits (bytes are not monotonic in rows: a count can beat a larger one).
+        if (bodyBytes <= fit.limit && (best === undefined || bodyBytes > best.prepared.body.byteLength)) best = { count, prepared };
         if (bodyBytes > fit.limit && (over === undefined || count < over.count)) over = { count, bytes: bodyBytes };
         const next = verdict.kind === 'shrink' || verdict.kind === 'grow' ? nextCount(verdict.count) : undefined;
         if (next === 'bracketed') {
@@ -217,7 +224,7 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             measure(next as number);
             return;
           case 'grow':
-            if (attempts >= (fit.maxAttempts ?? 6)) {
+            if (attempts >= (fit.maxAttempts ?? 8)) {
               // Growing keeps missing the window: send the fullest body measured.
               seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
               break;
@@ -249,7 +256,18 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
        */
       const nextCount = (proportional: number): number | 'bracketed' => {
         if (!fit || best === undefined || over === undefined || over.count <= best.count) return proportional;
-        if (over.count - best.count <= 1) return 'bracketed';
+        if (over.count - best.count <= 1) {
+          // Adjacent counts straddle the window. A compressor's output jumps by a few percent
+          // from one row to the next on small bodies, so a neighbour may land inside it: try a
+          // few (one fewer than the fullest fitting, one more than the oversize, …).
+          while (attempts < (fit.maxAttempts ?? 8) && probes < 6) {
+            probes++;
+            const step = Math.ceil(probes / 2);
+            const count = probes % 2 === 1 ? best.count - step : over.count + step;
+            if (count >= 1 && count <= rows.length && !tried.has(count)) return count;
+          }
+          return 'bracketed';
+        }
         const target = (fit.aim ?? DEFAULT_FIT_AIM) * fit.limit;
         const bestBytes = best.prepared.body.byteLength;
         const slope = (over.bytes - bestBytes) / (over.count - best.count);
