@@ -25,11 +25,11 @@ CREATE TABLE IF NOT EXISTS http_log
     cache_status       LowCardinality(String) CODEC(ZSTD(1)),
     method             LowCardinality(String) CODEC(ZSTD(1)),
     remote_addr        String                 CODEC(ZSTD(3)),
-    url                String                 CODEC(ZSTD(3))
+    url                String                 CODEC(ZSTD(9))
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(timestamp)
-ORDER BY (timestamp, resource_id)
+ORDER BY (timestamp, url)
 TTL timestamp + INTERVAL 30 DAY
 SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1;
 
@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS http_log_totals_1m
     bytes_sent      UInt64                 CODEC(T64, ZSTD(1)),
     INDEX remote_addr_bf remote_addr TYPE bloom_filter(0.01) GRANULARITY 1,
     PROJECTION by_time (SELECT minute, sum(requests), sum(bytes_sent) GROUP BY minute),
+    PROJECTION by_status (SELECT minute, response_status, cache_status, sum(requests), sum(bytes_sent)
+                          GROUP BY minute, response_status, cache_status),
     PROJECTION by_dims (SELECT minute, resource_id, response_status, cache_status, sum(requests), sum(bytes_sent)
                         GROUP BY minute, resource_id, response_status, cache_status),
     PROJECTION by_resource (SELECT resource_id, minute, response_status, cache_status, sum(requests), sum(bytes_sent)
@@ -88,6 +90,8 @@ CREATE TABLE IF NOT EXISTS http_log_totals_1h
     bytes_sent      UInt64                 CODEC(T64, ZSTD(1)),
     INDEX remote_addr_bf remote_addr TYPE bloom_filter(0.01) GRANULARITY 1,
     PROJECTION by_time (SELECT hour, sum(requests), sum(bytes_sent) GROUP BY hour),
+    PROJECTION by_status (SELECT hour, response_status, cache_status, sum(requests), sum(bytes_sent)
+                          GROUP BY hour, response_status, cache_status),
     PROJECTION by_dims (SELECT hour, resource_id, response_status, cache_status, sum(requests), sum(bytes_sent)
                         GROUP BY hour, resource_id, response_status, cache_status),
     PROJECTION by_resource (SELECT resource_id, hour, response_status, cache_status, sum(requests), sum(bytes_sent)
@@ -125,6 +129,8 @@ CREATE TABLE IF NOT EXISTS http_log_totals_1d
     bytes_sent      UInt64                 CODEC(T64, ZSTD(1)),
     INDEX remote_addr_bf remote_addr TYPE bloom_filter(0.01) GRANULARITY 1,
     PROJECTION by_time (SELECT day, sum(requests), sum(bytes_sent) GROUP BY day),
+    PROJECTION by_status (SELECT day, response_status, cache_status, sum(requests), sum(bytes_sent)
+                          GROUP BY day, response_status, cache_status),
     PROJECTION by_dims (SELECT day, resource_id, response_status, cache_status, sum(requests), sum(bytes_sent)
                         GROUP BY day, resource_id, response_status, cache_status),
     PROJECTION by_resource (SELECT resource_id, day, response_status, cache_status, sum(requests), sum(bytes_sent)

@@ -231,7 +231,9 @@ describe('schema: totals tables', () => {
     for (const { table, bucket } of TABLES) {
       const cases: Array<[string, string[]]> = [
         [`SELECT ${bucket}, sum(requests), sum(bytes_sent) FROM ${table} GROUP BY ${bucket}`, ['by_time']],
-        [`SELECT ${bucket}, cache_status, sum(requests) FROM ${table} WHERE response_status = 200 GROUP BY ${bucket}, cache_status`, ['by_dims', 'by_resource']],
+        [`SELECT ${bucket}, cache_status, sum(requests) FROM ${table} WHERE response_status = 200 GROUP BY ${bucket}, cache_status`, ['by_status']],
+        [`SELECT response_status, sum(requests), sum(bytes_sent) FROM ${table} WHERE ${bucket} >= now() - INTERVAL 30 DAY GROUP BY response_status`, ['by_status']],
+        [`SELECT ${bucket}, resource_id, sum(bytes_sent) FROM ${table} WHERE cache_status = 'MISS' GROUP BY ${bucket}, resource_id`, ['by_dims', 'by_resource']],
         [`SELECT response_status, sum(bytes_sent) FROM ${table} WHERE resource_id = 42 GROUP BY response_status`, ['by_resource', 'by_dims']],
         [`SELECT remote_addr, sum(bytes_sent) AS b FROM ${table} WHERE ${bucket} >= now() - INTERVAL 7 DAY GROUP BY remote_addr ORDER BY b DESC LIMIT 10`, ['by_addr']],
         // All four dimensions: the table itself (its key and the bloom filter on remote_addr).
