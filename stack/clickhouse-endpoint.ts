@@ -8,6 +8,9 @@
 //   an `INSERT INTO t [(cols)] [SETTINGS ...] FORMAT F` takes the body as its data.
 //   Without one, a body `INSERT ... FORMAT F\n<data>` is split the way ClickHouse does:
 //   the data starts after the first newline following the format name.
+// - `INSERT INTO t ... SELECT ... FROM input('<structure>') ... FORMAT F` in the `query`
+//   parameter takes the body as the data `input()` reads: it runs as the same statement
+//   over `file('<tmp>', 'F', '<structure>', '<codec>')`, with the URL's settings.
 // - The data body may be compressed per `Content-Encoding` (gzip, deflate, br, zstd, xz,
 //   lz4). It is written to a temp file and inserted with
 //   `INSERT ... FROM INFILE '<tmp>' COMPRESSION '<codec>' SETTINGS ... FORMAT F`, so the
@@ -254,6 +257,25 @@ interface Outcome {
   summary: Record<string, string>;
 }
 
+// INSERT ... SELECT ... FROM input('structure') ... FORMAT Name: the data is the body.
+const INPUT_INSERT = new RegExp(
+  String.raw`^(\s*INSERT\s+INTO\s[\s\S]*?\bFROM\s+)input\(\s*('(?:[^'\\]|\\.)*')\s*\)([\s\S]*?)\s+FORMAT\s+([A-Za-z0-9_]+)\s*$`,
+  'i',
+);
+
+/** Run `INSERT … SELECT … FROM input(…)` with the body's data in a temp file read by `file()`. */
+async function runInputInsert(m: RegExpExecArray, data: Buffer, codec: string, settings: Array<[string, string]>): Promise<ChdbResult> {
+  const file = join(TMP_DIR, `${randomUUID()}.bin`);
+  await writeFile(file, data);
+  const restore = await applySettings(settings);
+  try {
+    return await exec(`${m[1]}file(${quoteString(file)}, ${quoteString(m[4]!)}, ${m[2]}, ${quoteString(codec)})${m[3]}`);
+  } finally {
+    await restore();
+    await unlink(file).catch(() => {});
+  }
+}
+
 /** Run an INSERT whose data is `data`, compressed with `codec` ('none' if not). */
 async function runInsert(head: InsertHead, data: Buffer, codec: string, settings: Array<[string, string]>): Promise<ChdbResult> {
   const file = join(TMP_DIR, `${randomUUID()}.bin`);
@@ -283,8 +305,15 @@ async function execute(url: URL, req: IncomingMessage, body: Buffer): Promise<Ou
 
   // Work out what to run before queueing, so that parsing costs no queue time.
   let insert: { head: InsertHead; data: Buffer; codec: string } | undefined;
+  let inputInsert: { match: RegExpExecArray; codec: string } | undefined;
   let sql: string;
-  if (queryParam !== null) {
+  const inputMatch = queryParam === null ? null : INPUT_INSERT.exec(queryParam);
+  if (inputMatch !== null) {
+    const codec = encoding === '' || encoding === 'identity' ? 'none' : CODECS[encoding];
+    if (codec === undefined) throw new ClickHouseError(779, `Code: 779. DB::Exception: Unknown Content-Encoding '${encoding}'. (UNSUPPORTED_MEDIA_TYPE)`);
+    inputInsert = { match: inputMatch, codec };
+    sql = '';
+  } else if (queryParam !== null) {
     const head = parseInsertHead(queryParam);
     const rest = head ? queryParam.slice(dataStart(queryParam, head.end)) : '';
     if (head && (rest.length === 0 || encoding === '')) {
@@ -310,7 +339,7 @@ async function execute(url: URL, req: IncomingMessage, body: Buffer): Promise<Ou
       sql = plain.toString('utf8');
     }
   }
-  if (insert === undefined && sql.trim() === '') {
+  if (insert === undefined && inputInsert === undefined && sql.trim() === '') {
     throw new ClickHouseError(62, 'Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)');
   }
   if (!IDENT.test(database)) {
@@ -319,6 +348,10 @@ async function execute(url: URL, req: IncomingMessage, body: Buffer): Promise<Ou
 
   return serial(async () => {
     await exec(`USE ${quoteIdent(database)}`);
+    if (inputInsert !== undefined) {
+      const r = await runInputInsert(inputInsert.match, body, inputInsert.codec, settings);
+      return { body: Buffer.alloc(0), format: inputInsert.match[4]!, summary: summaryOf(r, true) };
+    }
     if (insert !== undefined) {
       const r = await runInsert(insert.head, insert.data, insert.codec, settings);
       // chdb reports the rows it read from the file; for an INSERT those are the rows

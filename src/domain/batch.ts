@@ -86,7 +86,7 @@ export interface SealedBatch {
   /** The `insert_deduplication_token`: every attempt of this batch sends it with the same bytes. */
   readonly token: string;
   readonly body: Uint8Array;
-  readonly format: 'Native';
+  readonly format: 'Native' | 'CompactNative1';
   readonly codec: Codec;
   readonly rowCount: number;
   readonly uncompressedBytes: number;

@@ -12,6 +12,7 @@
  * form would not compress any smaller once the body is compressed.
  */
 import type { HttpLogRow } from '../domain/httpLogRow.ts';
+import { decodeCompact, isCompactBlock } from './compactFormat.ts';
 
 export const HTTP_LOG_COLUMNS = [
   ['timestamp', 'DateTime'],
@@ -114,11 +115,18 @@ export function encodeNative(rows: readonly HttpLogRow[]): Uint8Array {
 const decoder = new TextDecoder();
 
 /**
- * Reads back one block written by `encodeNative` (the same nine columns, in order). The
- * spool needs it to split a batch the proxy refused as too large, since a sealed batch
- * keeps only its encoded body.
+ * Reads back one block of either body format: the compact one (compactFormat.ts) or the
+ * plain one `encodeNative` writes. The spool needs it to split a batch the proxy refused
+ * as too large, since a sealed batch keeps only its encoded body, and a spool may still
+ * hold plain bodies from before an upgrade. A Native block names its columns, so the
+ * block itself tells which it is.
  */
 export function decodeNative(block: Uint8Array): HttpLogRow[] {
+  return isCompactBlock(block) ? decodeCompact(block) : decodePlainNative(block);
+}
+
+/** Reads back one block written by `encodeNative` (the same nine columns, in order). */
+export function decodePlainNative(block: Uint8Array): HttpLogRow[] {
   const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
   let offset = 0;
   const varint = (): number => {

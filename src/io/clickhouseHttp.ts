@@ -2,10 +2,15 @@
  * Wire protocol: ClickHouse's HTTP interface (https://clickhouse.com/docs/interfaces/http),
  * reached through the ch-proxy.
  *
- *   POST /?query=INSERT INTO <table> FORMAT Native&database=<db>&<settings>
+ *   POST /?query=<insert statement>&database=<db>&<settings>
  *   Content-Encoding: br | zstd | gzip      (ClickHouse decompresses the body itself)
  *   X-ClickHouse-User / X-ClickHouse-Key    (credentials never go in the URL, so never in a proxy log)
  *   body: one Native block
+ *
+ * The statement follows the body's format (SealedBatch.format):
+ *   Native           INSERT INTO <table> FORMAT Native   (bodies spooled by earlier versions)
+ *   CompactNative1   INSERT INTO <table> (…) SELECT … FROM input('…') ORDER BY ALL FORMAT Native,
+ *                    with input_format_native_allow_types_conversion=1 (src/encode/compactFormat.ts)
  *
  * Success is any 2xx. ClickHouse reports errors as a non-2xx status with
  * `X-ClickHouse-Exception-Code: N` and a body starting `Code: N. DB::Exception: …`.
@@ -19,6 +24,8 @@
  */
 import { request, errors as undiciErrors, Agent } from 'undici';
 import type { SealedBatch } from '../domain/batch.ts';
+import { COMPACT_FORMAT, compactInsertQuery, isCompactBlock } from '../encode/compactFormat.ts';
+import { decompress } from '../encode/compress.ts';
 import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
 
 export interface ClickHouseHttpConfig {
@@ -49,6 +56,28 @@ export const PINNED_INSERT_SETTINGS: Readonly<Record<string, string>> = {
   insert_deduplicate: '1',
   deduplicate_blocks_in_dependent_materialized_views: '1',
 };
+
+/**
+ * The statement and extra settings a body of `format` is inserted with. A compact body's
+ * `resource_id` may be narrower than the table's: Native's type conversion widens it
+ * (on by default; pinned, since the body depends on it).
+ */
+export function insertStatement(table: string, format: SealedBatch['format']): { query: string; settings: Readonly<Record<string, string>> } {
+  if (format === COMPACT_FORMAT) return { query: compactInsertQuery(table), settings: { input_format_native_allow_types_conversion: '1' } };
+  return { query: `INSERT INTO ${table} FORMAT Native`, settings: {} };
+}
+
+/**
+ * The format a body is in. The sealer labels it; a body labeled `Native` is checked
+ * against its columns (a Native block names them), because a sealer that has not yet
+ * switched its label to INSERT_FORMAT writes compact bodies labeled `Native`, and sending
+ * one with the plain statement would be refused. Decompressing a body costs ~10 ms,
+ * once a request, off the event loop.
+ */
+async function formatOf(batch: InsertBody): Promise<SealedBatch['format']> {
+  if (batch.format !== 'Native' || batch.body.byteLength === 0) return batch.format;
+  return isCompactBlock(await decompress(batch.codec, batch.body)) ? COMPACT_FORMAT : 'Native';
+}
 
 /** How much of an error body is kept in a message: enough for `Code: N. DB::Exception: …`. */
 const MAX_ERROR_TEXT = 1_000;
@@ -84,8 +113,9 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
   return {
     async insert(batch) {
       const encoding: Record<string, string> = batch.codec === 'none' ? {} : { 'content-encoding': batch.codec };
+      const statement = insertStatement(table, await formatOf(batch));
       await post(
-        { query: `INSERT INTO ${table} FORMAT ${batch.format}`, ...PINNED_INSERT_SETTINGS, insert_deduplication_token: batch.token },
+        { query: statement.query, ...statement.settings, ...PINNED_INSERT_SETTINGS, insert_deduplication_token: batch.token },
         batch.body,
         { 'content-type': 'application/octet-stream', ...encoding },
       );

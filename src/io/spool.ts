@@ -38,7 +38,7 @@ const MAGIC = Buffer.from('HLSPOOL1');
 export interface SpoolHeader {
   readonly version: 1;
   readonly token: string;
-  readonly format: 'Native';
+  readonly format: SealedBatch['format'];
   readonly codec: Codec;
   readonly rowCount: number;
   readonly uncompressedBytes: number;

@@ -1,0 +1,297 @@
+/**
+ * The compact insert body (format id `CompactNative1`): one `Native` block whose columns
+ * are shaped for the codec, not for the table, and that ClickHouse turns back into
+ * `http_log` rows itself, with `INSERT INTO http_log SELECT … FROM input('…') FORMAT Native`
+ * (`compactInsertQuery`).
+ *
+ * Why: the body is compressed, and what costs bytes after compression is what the codec
+ * cannot predict. The plain layout (nativeFormat.ts) spends them on the zero high bytes
+ * of 8-byte integers and on text the codec can only partly model. Here (bytes a row,
+ * brotli-11, measured on the synthetic datasets; docs/performance.md):
+ *
+ * - resource_id: at the narrowest width the batch's largest id needs (UInt8…UInt64);
+ *   ClickHouse widens it (`input_format_native_allow_types_conversion`).
+ * - bytes_sent, request_time_milli: eight byte planes each (`…_0` the low byte of every
+ *   row, then `…_1`, …), rebuilt as Σ plane_k · 256^k. Each plane holds bytes of one
+ *   significance, so the codec models each on its own; planes the batch does not use are
+ *   all zeros and cost next to nothing.
+ * - remote_addr: an anonymized IPv4 `a.b.c.X` travels as the integer 1 + a·2¹⁶ + b·2⁸ + c
+ *   in `remote_addr_v4` (3 bytes of information instead of 8–12 characters), formatted
+ *   back by ClickHouse. Any other value (IPv6, `X`, anything at all) travels as itself in
+ *   `remote_addr`, with `remote_addr_v4` = 0.
+ * - url: split after its last `/` into `url_dir`, a LowCardinality dictionary (a batch
+ *   holds few directories), and `url_file`, a plain string; ClickHouse concatenates them.
+ * - cache_status, method: LowCardinality, as in the table.
+ *
+ * Every transform is exact for any value: a string that is not in canonical form takes
+ * the fallback column, and a split at the last `/` concatenates back to the same bytes.
+ * Rows are sorted by URL (insertBody.ts), which makes the URL column's neighbours share
+ * prefixes.
+ */
+import type { HttpLogRow } from '../domain/httpLogRow.ts';
+import { BlockReader, BlockWriter } from './nativeBlock.ts';
+
+export const COMPACT_FORMAT = 'CompactNative1' as const;
+
+const planeNames = (column: string, count: number): string[] => Array.from({ length: count }, (_, k) => `${column}_${k}`);
+const TIMESTAMP_PLANES = planeNames('timestamp', 4);
+const BYTES_SENT_PLANES = planeNames('bytes_sent', 8);
+const REQUEST_TIME_PLANES = planeNames('request_time_milli', 8);
+
+/** The block's columns, as `input()` declares them: `resource_id` may arrive narrower. */
+export const COMPACT_STRUCTURE: ReadonlyArray<readonly [string, string]> = [
+  ...TIMESTAMP_PLANES.map((name): [string, string] => [name, 'UInt8']),
+  ['resource_id', 'UInt64'],
+  ...BYTES_SENT_PLANES.map((name): [string, string] => [name, 'UInt8']),
+  ...REQUEST_TIME_PLANES.map((name): [string, string] => [name, 'UInt8']),
+  ['response_status', 'LowCardinality(String)'],
+  ['cache_status', 'LowCardinality(String)'],
+  ['method', 'LowCardinality(String)'],
+  ['remote_addr_v4', 'UInt32'],
+  ['remote_addr', 'String'],
+  ['url_dir', 'LowCardinality(String)'],
+  ['url_file', 'String'],
+  ['url_query', 'LowCardinality(String)'],
+];
+
+const planesExpression = (names: readonly string[]): string =>
+  names.map((name, k) => (k === 0 ? `toUInt64(${name})` : `bitShiftLeft(toUInt64(${name}), ${8 * k})`)).join(' + ');
+
+const V4 = 'remote_addr_v4 - 1';
+/**
+ * The table's columns from the block's. `ORDER BY ALL` makes the SELECT's output a fixed
+ * function of the body: ClickHouse then treats the INSERT SELECT as stable and
+ * deduplicates it like a plain INSERT on every version (its `deduplicate_insert_select`).
+ */
+const SELECT_LIST: ReadonlyArray<readonly [string, string]> = [
+  ['timestamp', `toDateTime(${planesExpression(TIMESTAMP_PLANES)})`],
+  ['resource_id', 'resource_id'],
+  ['bytes_sent', planesExpression(BYTES_SENT_PLANES)],
+  ['request_time_milli', planesExpression(REQUEST_TIME_PLANES)],
+  ['response_status', 'toUInt16(response_status)'],
+  ['cache_status', 'cache_status'],
+  ['method', 'method'],
+  [
+    'remote_addr',
+    `if(remote_addr_v4 = 0, remote_addr, concat(toString(bitShiftRight(${V4}, 16)), '.', ` +
+      `toString(bitAnd(bitShiftRight(${V4}, 8), 255)), '.', toString(bitAnd(${V4}, 255)), '.X'))`,
+  ],
+  ['url', 'concat(url_dir, url_file, url_query)'],
+];
+
+/** The statement a `CompactNative1` body is sent with; `table` is a plain identifier. */
+export function compactInsertQuery(table: string): string {
+  const structure = COMPACT_STRUCTURE.map(([name, type]) => `${name} ${type}`).join(', ');
+  const select = SELECT_LIST.map(([name, expression]) => (name === expression ? name : `${expression} AS ${name}`)).join(', ');
+  return (
+    `INSERT INTO ${table} (${SELECT_LIST.map(([name]) => name).join(', ')}) ` +
+    `SELECT ${select} FROM input('${structure}') ORDER BY ALL FORMAT Native`
+  );
+}
+
+/**
+ * `a.b.c.X` with a, b, c in 0–255 written as `String(n)` writes them (no leading zeros,
+ * no sign) → 1 + a·2¹⁶ + b·2⁸ + c; anything else → 0. Only that exact spelling maps to a
+ * number, because only it comes back byte for byte from ClickHouse's `toString`.
+ */
+export function ipv4PrefixCode(value: string): number {
+  const length = value.length;
+  if (length < 7 || length > 13 || value.charCodeAt(length - 1) !== 88 /* X */ || value.charCodeAt(length - 2) !== 46 /* . */) return 0;
+  let code = 0;
+  let p = 0;
+  for (let octet = 0; octet < 3; octet++) {
+    const start = p;
+    let n = 0;
+    while (p < length - 2) {
+      const c = value.charCodeAt(p);
+      if (c < 48 || c > 57) break;
+      n = n * 10 + (c - 48);
+      p++;
+    }
+    const digits = p - start;
+    if (digits === 0 || digits > 3 || n > 255 || (digits > 1 && value.charCodeAt(start) === 48)) return 0;
+    code = code * 256 + n;
+    if (octet < 2) {
+      if (value.charCodeAt(p) !== 46) return 0;
+      p++;
+    }
+  }
+  return p === length - 2 ? code + 1 : 0;
+}
+
+/** The status a `response_status` key spells: exactly the decimal `String(n)` writes for 0–65535. */
+function statusOf(text: string): number {
+  const n = Number(text);
+  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || n > 0xffff) throw new RangeError(`compact block status ${JSON.stringify(text)} is not a UInt16`);
+  return n;
+}
+
+function ipv4PrefixOf(code: number): string {
+  const v = code - 1;
+  return `${v >>> 16}.${(v >>> 8) & 0xff}.${v & 0xff}.X`;
+}
+
+/** Where a URL's query starts: its first `?`, or its end. */
+function queryAt(url: string): number {
+  const at = url.indexOf('?');
+  return at < 0 ? url.length : at;
+}
+
+/** Where a URL's file name starts: after the last `/` before the query (0 if none). */
+function fileAt(url: string, query: number): number {
+  return url.lastIndexOf('/', query - 1) + 1;
+}
+
+/**
+ * Uncompressed bytes a row adds to a compact body, roughly: cheap enough to call per row.
+ * Fixed columns take about 30 B (4 timestamp planes, ≤ 8 resource id, 16 planes, 4 remote_addr_v4,
+ * LowCardinality indexes). The URL's directory goes into a dictionary once per batch, which
+ * one row cannot know: it counts half, a middle between a batch of few directories
+ * (uniform: 1.08× the real size) and one of many (realistic: 0.9×).
+ */
+export function compactRowSize(row: HttpLogRow): number {
+  const addr = ipv4PrefixCode(row.remoteAddr) === 0 ? row.remoteAddr.length + 1 : 1;
+  const query = queryAt(row.url);
+  const file = fileAt(row.url, query);
+  return 30 + addr + (query - file) + 1 + (file >>> 1);
+}
+
+/** One compact block holding `rows` in the order given. */
+export function encodeCompact(rows: readonly HttpLogRow[]): Uint8Array {
+  const n = rows.length;
+  const w = new BlockWriter(n * 64 + 1024);
+  w.varint(COMPACT_STRUCTURE.length);
+  w.varint(n);
+
+  const planes = (names: readonly string[], pick: (row: HttpLogRow) => bigint | number): void => {
+    const out = Array.from({ length: 8 }, () => new Uint8Array(n));
+    const [p0, p1, p2, p3, p4, p5, p6, p7] = out as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+    for (let i = 0; i < n; i++) {
+      const value = pick(rows[i]!);
+      // Two 32-bit halves as plain numbers: far cheaper than BigInt shifts per byte.
+      const lo = typeof value === 'number' ? value >>> 0 : Number(BigInt.asUintN(32, value));
+      const hi = typeof value === 'number' || value < 0x1_0000_0000n ? 0 : Number(value >> 32n);
+      p0[i] = lo & 0xff;
+      p1[i] = (lo >>> 8) & 0xff;
+      p2[i] = (lo >>> 16) & 0xff;
+      p3[i] = lo >>> 24;
+      p4[i] = hi & 0xff;
+      p5[i] = (hi >>> 8) & 0xff;
+      p6[i] = (hi >>> 16) & 0xff;
+      p7[i] = hi >>> 24;
+    }
+    names.forEach((name, k) => {
+      w.column(name, 'UInt8');
+      w.raw(out[k]!);
+    });
+  };
+  planes(TIMESTAMP_PLANES, (row) => row.timestamp);
+
+  let maxResource = 0n;
+  for (const row of rows) if (row.resourceId > maxResource) maxResource = row.resourceId;
+  const width = maxResource < 0x100n ? 1 : maxResource < 0x10000n ? 2 : maxResource < 0x1_0000_0000n ? 4 : 8;
+  w.column('resource_id', `UInt${width * 8}`);
+  w.uints(width === 8 ? rows.map((row) => row.resourceId) : rows.map((row) => Number(row.resourceId)), width);
+
+  planes(BYTES_SENT_PLANES, (row) => row.bytesSent);
+  planes(REQUEST_TIME_PLANES, (row) => row.requestTimeMilli);
+
+  // Decimal text: LowCardinality of an integer type needs allow_suspicious_low_cardinality_types.
+  w.column('response_status', 'LowCardinality(String)');
+  w.lowCardinality(rows.map((row) => String(row.responseStatus)));
+  w.column('cache_status', 'LowCardinality(String)');
+  w.lowCardinality(rows.map((row) => row.cacheStatus));
+  w.column('method', 'LowCardinality(String)');
+  w.lowCardinality(rows.map((row) => row.method));
+
+  const v4 = rows.map((row) => ipv4PrefixCode(row.remoteAddr));
+  w.column('remote_addr_v4', 'UInt32');
+  w.uints(v4, 4);
+  w.column('remote_addr', 'String');
+  w.strings(rows.map((row, i) => (v4[i] === 0 ? row.remoteAddr : '')));
+
+  const query = rows.map((row) => queryAt(row.url));
+  const file = rows.map((row, i) => fileAt(row.url, query[i]!));
+  w.column('url_dir', 'LowCardinality(String)');
+  w.lowCardinality(rows.map((row, i) => row.url.slice(0, file[i])));
+  w.column('url_file', 'String');
+  w.strings(rows.map((row, i) => row.url.slice(file[i], query[i])));
+  w.column('url_query', 'LowCardinality(String)');
+  w.lowCardinality(rows.map((row, i) => row.url.slice(query[i])));
+  return w.finish();
+}
+
+/** True when `block` starts like a compact block: its column count and first two headers. */
+export function isCompactBlock(block: Uint8Array): boolean {
+  try {
+    const r = new BlockReader(block);
+    if (r.varint() !== COMPACT_STRUCTURE.length) return false;
+    r.varint();
+    if (r.string() !== 'timestamp_0' || r.string() !== 'UInt8') return false;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads back a block `encodeCompact` wrote: the rows, in the block's order. */
+export function decodeCompact(block: Uint8Array): HttpLogRow[] {
+  const r = new BlockReader(block);
+  const columnCount = r.varint();
+  const n = r.varint();
+  if (columnCount !== COMPACT_STRUCTURE.length) throw new RangeError(`compact block has ${columnCount} columns, expected ${COMPACT_STRUCTURE.length}`);
+  const header = (name: string, types: readonly string[]): string => {
+    const gotName = r.string();
+    const gotType = r.string();
+    if (gotName !== name || !types.includes(gotType)) throw new RangeError(`compact block column ${gotName} ${gotType}, expected ${name} ${types.join('|')}`);
+    return gotType;
+  };
+  const planes = (names: readonly string[]): Float64Array[] => {
+    const lo = new Float64Array(n);
+    const hi = new Float64Array(n);
+    names.forEach((name, k) => {
+      header(name, ['UInt8']);
+      const bytes = r.uints(n, 1);
+      const scale = 2 ** (8 * (k % 4));
+      const into = k < 4 ? lo : hi;
+      for (let i = 0; i < n; i++) into[i]! += bytes[i]! * scale;
+    });
+    return [lo, hi];
+  };
+  const bigints = ([lo, hi]: Float64Array[]): bigint[] =>
+    Array.from({ length: n }, (_, i) => (hi![i] === 0 ? BigInt(lo![i]!) : (BigInt(hi![i]!) << 32n) | BigInt(lo![i]!)));
+  const [timestamp] = planes(TIMESTAMP_PLANES) as [Float64Array];
+  const resourceType = header('resource_id', ['UInt8', 'UInt16', 'UInt32', 'UInt64']);
+  const resourceWidth = (Number(resourceType.slice(4)) / 8) as 1 | 2 | 4 | 8;
+  const resourceId = resourceWidth === 8 ? r.uints(n, 8) : r.uints(n, resourceWidth).map(BigInt);
+  const bytesSent = bigints(planes(BYTES_SENT_PLANES));
+  const requestTimeMilli = bigints(planes(REQUEST_TIME_PLANES));
+  header('response_status', ['LowCardinality(String)']);
+  const responseStatus = r.lowCardinality(n).map(statusOf);
+  header('cache_status', ['LowCardinality(String)']);
+  const cacheStatus = r.lowCardinality(n);
+  header('method', ['LowCardinality(String)']);
+  const method = r.lowCardinality(n);
+  header('remote_addr_v4', ['UInt32']);
+  const v4 = r.uints(n, 4);
+  header('remote_addr', ['String']);
+  const remoteAddr = r.strings(n);
+  header('url_dir', ['LowCardinality(String)']);
+  const urlDir = r.lowCardinality(n);
+  header('url_file', ['String']);
+  const urlFile = r.strings(n);
+  header('url_query', ['LowCardinality(String)']);
+  const urlQuery = r.lowCardinality(n);
+  if (!r.atEnd) throw new RangeError('compact block has bytes after its last column');
+  return Array.from({ length: n }, (_, i) => ({
+    timestamp: timestamp[i]!,
+    resourceId: resourceId[i]!,
+    bytesSent: bytesSent[i]!,
+    requestTimeMilli: requestTimeMilli[i]!,
+    responseStatus: responseStatus[i]!,
+    cacheStatus: cacheStatus[i]!,
+    method: method[i]!,
+    remoteAddr: v4[i] === 0 ? remoteAddr[i]! : ipv4PrefixOf(v4[i]!),
+    url: urlDir[i]! + urlFile[i]! + urlQuery[i]!,
+  }));
+}
