@@ -1,32 +1,36 @@
 /**
  * The compact insert body (format id `CompactNative1`): one `Native` block whose columns
  * are shaped for the codec, not for the table, and that ClickHouse turns back into
- * `http_log` rows itself, with `INSERT INTO http_log SELECT … FROM input('…') FORMAT Native`
- * (`compactInsertQuery`).
+ * `http_log` rows itself, with `INSERT INTO http_log (…) SELECT … FROM input('…') ORDER BY
+ * ALL FORMAT Native` (`compactInsertQuery`).
  *
  * Why: the body is compressed, and what costs bytes after compression is what the codec
  * cannot predict. The plain layout (nativeFormat.ts) spends them on the zero high bytes
- * of 8-byte integers and on text the codec can only partly model. Here (bytes a row,
- * brotli-11, measured on the synthetic datasets; docs/performance.md):
+ * of 8-byte integers, on interleaved bytes of different significance, and on text the
+ * codec can only partly model. Here (docs/performance.md, "Rows per request", has the
+ * measurements):
  *
- * - resource_id: at the narrowest width the batch's largest id needs (UInt8…UInt64);
- *   ClickHouse widens it (`input_format_native_allow_types_conversion`).
- * - bytes_sent, request_time_milli: eight byte planes each (`…_0` the low byte of every
- *   row, then `…_1`, …), rebuilt as Σ plane_k · 256^k. Each plane holds bytes of one
- *   significance, so the codec models each on its own; planes the batch does not use are
- *   all zeros and cost next to nothing.
+ * - timestamp (4), bytes_sent (8), request_time_milli (8): byte planes. `x_0` holds the
+ *   low byte of every row, `x_1` the next, …; ClickHouse rebuilds Σ x_k · 256^k. Each
+ *   plane holds bytes of one significance, which the codec models on its own; planes the
+ *   batch does not use are all zeros and cost next to nothing.
+ * - resource_id: at the narrowest width the batch's largest id needs (UInt8…UInt64), so
+ *   repeated ids stay whole for the codec to match; ClickHouse widens it
+ *   (`input_format_native_allow_types_conversion`).
  * - remote_addr: an anonymized IPv4 `a.b.c.X` travels as the integer 1 + a·2¹⁶ + b·2⁸ + c
  *   in `remote_addr_v4` (3 bytes of information instead of 8–12 characters), formatted
  *   back by ClickHouse. Any other value (IPv6, `X`, anything at all) travels as itself in
  *   `remote_addr`, with `remote_addr_v4` = 0.
- * - url: split after its last `/` into `url_dir`, a LowCardinality dictionary (a batch
- *   holds few directories), and `url_file`, a plain string; ClickHouse concatenates them.
- * - cache_status, method: LowCardinality, as in the table.
+ * - url: split into `url_dir` (up to the last `/` before the query), `url_file` and
+ *   `url_query` (from the first `?`); the directory and the query are LowCardinality
+ *   dictionaries (a batch holds few of them); ClickHouse concatenates the three.
+ * - response_status, cache_status, method: LowCardinality (the status as decimal text:
+ *   LowCardinality(UInt16) would need allow_suspicious_low_cardinality_types).
  *
- * Every transform is exact for any value: a string that is not in canonical form takes
- * the fallback column, and a split at the last `/` concatenates back to the same bytes.
- * Rows are sorted by URL (insertBody.ts), which makes the URL column's neighbours share
- * prefixes.
+ * Every transform is exact for any value: only the exact spelling ClickHouse's
+ * `toString` gives back maps to a number, anything else takes the fallback column, and
+ * the URL's parts concatenate back to the same bytes. Rows are sorted by URL
+ * (insertBody.ts), which puts URLs that share a prefix next to each other.
  */
 import type { HttpLogRow } from '../domain/httpLogRow.ts';
 import { BlockReader, BlockWriter } from './nativeBlock.ts';
@@ -168,9 +172,16 @@ export function encodeCompact(rows: readonly HttpLogRow[]): Uint8Array {
     const [p0, p1, p2, p3, p4, p5, p6, p7] = out as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
     for (let i = 0; i < n; i++) {
       const value = pick(rows[i]!);
-      // Two 32-bit halves as plain numbers: far cheaper than BigInt shifts per byte.
-      const lo = typeof value === 'number' ? value >>> 0 : Number(BigInt.asUintN(32, value));
-      const hi = typeof value === 'number' || value < 0x1_0000_0000n ? 0 : Number(value >> 32n);
+      // Two 32-bit halves as plain numbers: far cheaper than BigInt shifts per byte, and
+      // most values need one conversion only.
+      let lo: number;
+      let hi = 0;
+      if (typeof value === 'number') lo = value >>> 0;
+      else if (value < 0x1_0000_0000n) lo = Number(value);
+      else {
+        lo = Number(value & 0xffff_ffffn);
+        hi = Number(value >> 32n);
+      }
       p0[i] = lo & 0xff;
       p1[i] = (lo >>> 8) & 0xff;
       p2[i] = (lo >>> 16) & 0xff;
@@ -198,7 +209,8 @@ export function encodeCompact(rows: readonly HttpLogRow[]): Uint8Array {
 
   // Decimal text: LowCardinality of an integer type needs allow_suspicious_low_cardinality_types.
   w.column('response_status', 'LowCardinality(String)');
-  w.lowCardinality(rows.map((row) => String(row.responseStatus)));
+  const statusText: string[] = [];
+  w.lowCardinality(rows.map((row) => (statusText[row.responseStatus] ??= String(row.responseStatus))));
   w.column('cache_status', 'LowCardinality(String)');
   w.lowCardinality(rows.map((row) => row.cacheStatus));
   w.column('method', 'LowCardinality(String)');
@@ -210,14 +222,23 @@ export function encodeCompact(rows: readonly HttpLogRow[]): Uint8Array {
   w.column('remote_addr', 'String');
   w.strings(rows.map((row, i) => (v4[i] === 0 ? row.remoteAddr : '')));
 
-  const query = rows.map((row) => queryAt(row.url));
-  const file = rows.map((row, i) => fileAt(row.url, query[i]!));
+  const dirs = new Array<string>(n);
+  const files = new Array<string>(n);
+  const queries = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const url = rows[i]!.url;
+    const query = queryAt(url);
+    const file = fileAt(url, query);
+    dirs[i] = url.slice(0, file);
+    files[i] = url.slice(file, query);
+    queries[i] = query === url.length ? '' : url.slice(query);
+  }
   w.column('url_dir', 'LowCardinality(String)');
-  w.lowCardinality(rows.map((row, i) => row.url.slice(0, file[i])));
+  w.lowCardinality(dirs);
   w.column('url_file', 'String');
-  w.strings(rows.map((row, i) => row.url.slice(file[i], query[i])));
+  w.strings(files);
   w.column('url_query', 'LowCardinality(String)');
-  w.lowCardinality(rows.map((row, i) => row.url.slice(query[i])));
+  w.lowCardinality(queries);
   return w.finish();
 }
 

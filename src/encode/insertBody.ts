@@ -20,11 +20,7 @@ import { decodeNative } from './nativeFormat.ts';
 export const INSERT_FORMAT = COMPACT_FORMAT;
 
 export function sortForCompression(rows: readonly HttpLogRow[]): HttpLogRow[] {
-  return [...rows].sort((a, b) => compareStrings(a.url, b.url) || a.timestamp - b.timestamp);
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return [...rows].sort((a, b) => (a.url === b.url ? a.timestamp - b.timestamp : a.url < b.url ? -1 : 1));
 }
 
 /** The uncompressed body for `rows`, in format `INSERT_FORMAT`. */

@@ -4,9 +4,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { firstValueFrom, toArray } from 'rxjs';
+import { firstValueFrom, take, toArray } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SealedBatch } from '../domain/batch.ts';
+import type { HttpLogRow } from '../domain/httpLogRow.ts';
+import { compress, decompress } from '../encode/compress.ts';
+import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT } from '../encode/insertBody.ts';
+import { encodeNative } from '../encode/nativeFormat.ts';
 import { SpoolError } from '../errors.ts';
 import { Spool } from './spool.ts';
 
@@ -147,6 +151,40 @@ describe('Spool', () => {
     ]);
     expect(files('batches')).toEqual(['000000000002-p-0.batch', '000000000003-p-1.batch']);
     await spool.close();
+  });
+
+  it('a plain Native batch spooled before an upgrade splits into compact parts; a reopened spool keeps each format', async () => {
+    const rows: HttpLogRow[] = Array.from({ length: 6 }, (_, i) => ({
+      timestamp: 1_700_000_000 + i, resourceId: BigInt(i) ** 20n, bytesSent: BigInt(i), requestTimeMilli: 7n, responseStatus: 200,
+      cacheStatus: 'HIT', method: 'GET', remoteAddr: i % 2 ? `10.0.${i}.X` : '2001:db8:1::X', url: `/p/${i}?q=é`,
+    }));
+    const old = await open();
+    const raw = encodeNative(rows);
+    const plain = { ...batch('old', '', [[0, 5]], rows.length), body: await compress('br', 5, raw), uncompressedBytes: raw.byteLength };
+    await old.write(plain);
+    await old.close();
+
+    const spool = await open();
+    const [parent] = await firstValueFrom(spool.pending().pipe(take(1), toArray()));
+    expect(parent!.format).toBe('Native');
+    const decoded = decodeInsertBody(await decompress(parent!.codec, await spool.readBody(parent!)));
+    expect(decoded).toEqual(rows);
+    const halves = [decoded.slice(0, 3), decoded.slice(3)];
+    const parts: SealedBatch[] = [];
+    for (const [index, half] of halves.entries()) {
+      const body = encodeInsertBody(half);
+      parts.push({ token: `old-${index}`, body: await compress('zstd', 3, body), format: INSERT_FORMAT, codec: 'zstd', rowCount: half.length, uncompressedBytes: body.byteLength, offsets: new Map(index === 1 ? [[0, 5]] : []) });
+    }
+    await spool.replace(parent!, parts);
+    await spool.close();
+
+    const reopened = await open();
+    const queued = await firstValueFrom(reopened.pending().pipe(take(2), toArray()));
+    expect(queued.map((b) => [b.token, b.format])).toEqual([['old-0', 'CompactNative1'], ['old-1', 'CompactNative1']]);
+    const back: HttpLogRow[] = [];
+    for (const part of queued) back.push(...decodeInsertBody(await decompress(part.codec, await reopened.readBody(part))));
+    expect(back).toEqual(halves.flatMap((half) => [...half].sort((a, b) => (a.url < b.url ? -1 : 1))));
+    await reopened.close();
   });
 
   it('quarantine sets a batch aside with its error; replay puts it back in the queue', async () => {
