@@ -1,6 +1,6 @@
 /**
  * Encoders for the formats `bench:wire` compares ours against. Benchmark-only: the
- * product sends Native (src/encode/nativeFormat.ts).
+ * product sends a compact Native block (src/encode/compactFormat.ts).
  *
  * Both write the `http_log` columns in table order and send the LowCardinality columns
  * as plain String, as the prior art does.

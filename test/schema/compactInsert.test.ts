@@ -7,7 +7,9 @@
 // - a retried body with the same token is stored once, in http_log AND in every totals
 //   table its materialized views fill; the same body with a new token is stored again
 //   (the control that lets the dedup assertions fail);
-// - a plain Native body, as spooled before an upgrade, still inserts.
+// - LowCardinality indexes of each width (UInt8, UInt16, UInt32) are read right;
+// - a plain Native body, as spooled before an upgrade, still inserts, and so does a compact
+//   body a sealer still labels `Native`.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,6 +105,16 @@ describe('schema: the compact insert body through the HTTP endpoint', () => {
     await client.insert({ ...batch, token: 'compact-2' });
     const twice = `${rows.length * 2}\t${BigInt.asUintN(64, bytes * 2n)}`;
     for (const [table, value] of Object.entries(await counts())) expect(value, table).toBe(twice);
+  }, 120_000);
+
+  it('reads dictionaries of every index width: past 256 and past 65,536 keys', async () => {
+    await client.query('TRUNCATE TABLE http_log');
+    const base = rows[0]!;
+    const many = Array.from({ length: 70_000 }, (_, i): HttpLogRow => ({
+      ...base, resourceId: BigInt(i), cacheStatus: `c${i % 300}`, method: `m${i % 70_000}`, url: `/d${i}/f${i % 7}?q=${i % 257}`,
+    }));
+    await client.insert({ token: 'wide-1', format: INSERT_FORMAT, codec: 'zstd', body: await compress('zstd', 3, encodeInsertBody(many)) });
+    expect(await stored()).toEqual(many.map(asJson).sort());
   }, 120_000);
 
   it('still inserts a plain Native body spooled before an upgrade, and one a sealer still labels Native', async () => {
