@@ -7,7 +7,8 @@
 // - a retried body with the same token is stored once, in http_log AND in every totals
 //   table its materialized views fill; the same body with a new token is stored again
 //   (the control that lets the dedup assertions fail);
-// - LowCardinality indexes of each width (UInt8, UInt16, UInt32) are read right;
+// - LowCardinality indexes of each width (UInt8, UInt16, UInt32) are read right, and IPv4
+//   codes in both forms (whole, byte planes);
 // - a plain Native body, as spooled before an upgrade, still inserts, and so does a compact
 //   body a sealer still labels `Native`.
 
@@ -107,11 +108,14 @@ describe('schema: the compact insert body through the HTTP endpoint', () => {
     for (const [table, value] of Object.entries(await counts())) expect(value, table).toBe(twice);
   }, 120_000);
 
-  it('reads dictionaries of every index width: past 256 and past 65,536 keys', async () => {
+  it('reads dictionaries of every index width (past 256 and past 65,536 keys) and IPv4 codes as byte planes', async () => {
     await client.query('TRUNCATE TABLE http_log');
     const base = rows[0]!;
     const many = Array.from({ length: 70_000 }, (_, i): HttpLogRow => ({
       ...base, resourceId: BigInt(i), cacheStatus: `c${i % 300}`, method: `m${i % 70_000}`, url: `/d${i}/f${i % 7}?q=${i % 257}`,
+      // Every row a new network, so the batch sends IPv4 codes as byte planes (the 3000
+      // realistic rows above repeat networks and send them whole).
+      remoteAddr: i % 11 === 0 ? '2001:db8::X' : `${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255}.X`,
     }));
     await client.insert({ token: 'wide-1', format: INSERT_FORMAT, codec: 'zstd', body: await compress('zstd', 3, encodeInsertBody(many)) });
     expect(await stored()).toEqual(many.map(asJson).sort());
