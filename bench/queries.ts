@@ -122,9 +122,9 @@ export interface QueryResult {
   dataset: DatasetName; size: number; query: string;
   ours: Timing; prior: Timing; oursReads: string; resultRows: number;
 }
-export interface TableSize { dataset: DatasetName; size: number; schema: 'ours' | 'prior'; table: string; rows: number; bytes: number }
+export interface TableSize { dataset: DatasetName; size: number; schema: 'ours' | 'prior'; table: string; rows: number; bytes: number; parts?: number }
 export interface DistinctKeys { dataset: DatasetName; n: number; windows: number; keys: number }
-export interface LoadTiming { dataset: DatasetName; size: number; generateAndLoadMs: number; copyToPriorMs: number; optimizeMs: number }
+export interface LoadTiming { dataset: DatasetName; size: number; generateAndLoadMs: number; copyToPriorMs: number; optimizeMs: number; merge?: MergeMode }
 export interface BenchReport {
   machine: string; command: string; startedAt: string; runs: number;
   queries: QueryResult[]; sizes: TableSize[]; distinct: DistinctKeys[]; loads: LoadTiming[];
@@ -137,7 +137,9 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: number; out: string; data: string } {
+type MergeMode = 'final' | 'background';
+
+function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: number; out: string; data: string; merge: MergeMode } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -147,6 +149,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
         runs: { type: 'string', default: '10' },
         out: { type: 'string', default: join(REPO, 'bench', 'results') },
         data: { type: 'string', default: '/tmp/bench-queries-chdb' },
+        merge: { type: 'string', default: 'final' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -154,7 +157,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
     usageError((error as Error).message);
   }
   if (values.help) {
-    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--runs 10] [--out bench/results] [--data /tmp/bench-queries-chdb]\n`);
+    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--runs 10] [--out bench/results] [--data /tmp/bench-queries-chdb] [--merge final|background]\n`);
     process.exit(0);
   }
   const sizes = values.sizes.split(',').map((s) => {
@@ -169,7 +172,8 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
   });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 1000) usageError(`--runs must be an integer from 1 to 1000 (got "${values.runs}")`);
-  return { sizes, datasets, runs, out: values.out, data: values.data };
+  if (values.merge !== 'final' && values.merge !== 'background') usageError(`--merge must be final or background (got "${values.merge}")`);
+  return { sizes, datasets, runs, out: values.out, data: values.data, merge: values.merge };
 }
 
 const tty = process.stderr.isTTY;
@@ -244,21 +248,33 @@ async function main(): Promise<void> {
         }
         const loaded = q('SELECT (SELECT count() FROM ours.http_log), (SELECT count() FROM prior.http_log)').trim();
         if (loaded !== `${size}\t${size}`) throw new Error(`${label}: loaded ${loaded} rows, expected ${size} in each schema`);
-        progress(`merge ${label}: OPTIMIZE … FINAL on every table`);
         const t1 = performance.now();
-        for (const db of ['ours', 'prior']) {
-          const tables = q(`SELECT name FROM system.tables WHERE database = '${db}' AND engine LIKE '%MergeTree' ORDER BY name`).trim().split('\n');
-          for (const table of tables) q(`OPTIMIZE TABLE ${db}.${table} FINAL`);
+        if (options.merge === 'final') {
+          progress(`merge ${label}: OPTIMIZE … FINAL on every table`);
+          for (const db of ['ours', 'prior']) {
+            const tables = q(`SELECT name FROM system.tables WHERE database = '${db}' AND engine LIKE '%MergeTree' ORDER BY name`).trim().split('\n');
+            for (const table of tables) q(`OPTIMIZE TABLE ${db}.${table} FINAL`);
+          }
+        } else {
+          // What a live table looks like: whatever the background merges made of the
+          // inserted parts once they go quiet (no merge running for 10 s, at most 20 min).
+          let quiet = 0;
+          while (quiet < 5 && performance.now() - t1 < 20 * 60_000) {
+            const running = Number(q('SELECT count() FROM system.merges').trim());
+            quiet = running === 0 ? quiet + 1 : 0;
+            progress(`merge ${label}: waiting for background merges (${running} running, ${((performance.now() - t1) / 1000).toFixed(0)} s)`);
+            await new Promise((resolve) => setTimeout(resolve, 2_000));
+          }
         }
         const optimizeMs = performance.now() - t1;
-        report.loads.push({ dataset, size, generateAndLoadMs, copyToPriorMs, optimizeMs });
+        report.loads.push({ dataset, size, generateAndLoadMs, copyToPriorMs, optimizeMs, merge: options.merge });
         progress(`load ${label}: ${((generateAndLoadMs + copyToPriorMs) / 1000).toFixed(0)} s to load both schemas, ${(optimizeMs / 1000).toFixed(0)} s to merge`, true);
 
         for (const db of ['ours', 'prior'] as const) {
-          const rows = q(`SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = '${db}' AND active GROUP BY table ORDER BY table`);
+          const rows = q(`SELECT table, sum(rows), sum(bytes_on_disk), count() FROM system.parts WHERE database = '${db}' AND active GROUP BY table ORDER BY table`);
           for (const line of rows.trim().split('\n')) {
-            const [table, r, b] = line.split('\t');
-            report.sizes.push({ dataset, size, schema: db, table: table!, rows: Number(r), bytes: Number(b) });
+            const [table, r, b, p] = line.split('\t');
+            report.sizes.push({ dataset, size, schema: db, table: table!, rows: Number(r), bytes: Number(b), parts: Number(p) });
           }
         }
 
@@ -349,17 +365,17 @@ export function renderMarkdown(report: BenchReport): string {
   for (const r of report.queries) {
     out.push(`| ${r.dataset} | ${human(r.size)} | ${r.query} | ${ms(r.ours.p50)} | ${ms(r.ours.p95)} | ${ms(r.prior.p50)} | ${ms(r.prior.p95)} | ${(r.prior.p50 / r.ours.p50).toFixed(1)}× | ${r.oursReads} | ${r.resultRows} |`);
   }
-  out.push('', '### Disk after OPTIMIZE FINAL (projections included)', '');
-  out.push('| dataset | rows | schema | table | table rows | MiB | B per raw row | B per table row |');
-  out.push('|---|---|---|---|---|---|---|---|');
+  out.push('', '### Disk (projections and indexes included; active parts after the merge step)', '');
+  out.push('| dataset | rows | schema | table | table rows | parts | MiB | B per raw row | B per table row |');
+  out.push('|---|---|---|---|---|---|---|---|---|');
   for (const s of report.sizes) {
-    out.push(`| ${s.dataset} | ${human(s.size)} | ${s.schema} | ${s.table} | ${s.rows} | ${(s.bytes / 2 ** 20).toFixed(1)} | ${(s.bytes / s.size).toFixed(2)} | ${s.rows ? (s.bytes / s.rows).toFixed(2) : '—'} |`);
+    out.push(`| ${s.dataset} | ${human(s.size)} | ${s.schema} | ${s.table} | ${s.rows} | ${s.parts ?? '?'} | ${(s.bytes / 2 ** 20).toFixed(1)} | ${(s.bytes / s.size).toFixed(2)} | ${s.rows ? (s.bytes / s.rows).toFixed(2) : '—'} |`);
   }
   out.push('', '### Load', '');
-  out.push('| dataset | rows | generate + load ours (s) | copy into prior (s) | OPTIMIZE FINAL both (s) |');
-  out.push('|---|---|---|---|---|');
+  out.push('| dataset | rows | generate + load ours (s) | copy into prior (s) | merge step | merge, both schemas (s) |');
+  out.push('|---|---|---|---|---|---|');
   for (const l of report.loads) {
-    out.push(`| ${l.dataset} | ${human(l.size)} | ${(l.generateAndLoadMs / 1000).toFixed(1)} | ${(l.copyToPriorMs / 1000).toFixed(1)} | ${(l.optimizeMs / 1000).toFixed(1)} |`);
+    out.push(`| ${l.dataset} | ${human(l.size)} | ${(l.generateAndLoadMs / 1000).toFixed(1)} | ${(l.copyToPriorMs / 1000).toFixed(1)} | ${l.merge === 'background' ? 'background merges until quiet' : 'OPTIMIZE FINAL'} | ${(l.optimizeMs / 1000).toFixed(1)} |`);
   }
   out.push('', '### Distinct totals keys (resource, status, cache status, address) among n consecutive rows', '');
   out.push('| dataset | n | windows averaged | distinct keys | keys ÷ n |');

@@ -67,36 +67,38 @@ export const SECONDS_PER_REQUEST = 60;
 /**
  * Bytes on disk per row of each table, projections and indexes included, after
  * OPTIMIZE … FINAL: for the raw table per raw row, for a totals table per totals row.
- * Measured by `npm run bench:queries -- --sizes 1e7` (the 10M-row load; the "Disk" table
- * of docs/query-performance.md).
+ * Measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`
+ * on the 10M-row loads (7 days at 16.5 rows/s; the "Disk" table of
+ * docs/query-performance.md).
  */
 export const BYTES_PER_ROW: Readonly<Record<Dataset, Readonly<Record<TableName, number>>>> = {
   uniform: {
-    http_log: 28.42,
-    http_log_totals_1m: 62.67,
-    http_log_totals_1h: 55.13,
-    http_log_totals_1d: 51.47,
+    http_log: 27.02,
+    http_log_totals_1m: 56.73,
+    http_log_totals_1h: 52.27,
+    http_log_totals_1d: 48.69,
   },
   realistic: {
-    http_log: 23.44,
-    http_log_totals_1m: 34.2,
-    http_log_totals_1h: 21.2,
-    http_log_totals_1d: 12.71,
+    http_log: 22.05,
+    http_log_totals_1m: 25.92,
+    http_log_totals_1h: 14.57,
+    http_log_totals_1d: 9.52,
   },
 };
 
 /**
  * Distinct totals keys (resource, status, cache status, address) among n consecutive rows,
  * as [n, keys] points: a bucket that receives n rows keeps this many totals rows.
- * Measured by `npm run bench:queries -- --sizes 1e8` ("Distinct totals keys" in
- * docs/query-performance.md; n up to 1e8, averaged over up to 100 windows).
+ * Measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`
+ * ("Distinct totals keys" in docs/query-performance.md; the mean over 100 windows of n
+ * rows, fewer for n ≥ 1M).
  */
 export const DISTINCT_KEYS: Readonly<Record<Dataset, ReadonlyArray<readonly [number, number]>>> = {
   uniform: [
     [10, 10], [100, 100], [1e3, 1e3], [1e4, 1e4], [1e5, 1e5], [1e6, 1e6], [1e7, 1e7],
   ],
   realistic: [
-    [10, 9.98], [100, 98.3], [1e3, 927.4], [1e4, 8_155], [1e5, 65_180.8], [1e6, 458_646.5], [1e7, 2_816_455],
+    [10, 9.98], [100, 98.31], [1e3, 927.4], [1e4, 8_155], [1e5, 65_180.8], [1e6, 458_646.5], [1e7, 2_816_455],
   ],
 };
 
