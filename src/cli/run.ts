@@ -10,7 +10,7 @@ import { createKafkaClient, createKafkaSource, readCommittedWithMetadata, staged
 import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
 import { startMetricsServer } from '../io/metricsServer.ts';
-import { runPipeline } from '../streams/anonymizerPipeline.ts';
+import { MAX_OUTSTANDING_ROWS, runPipeline } from '../streams/anonymizerPipeline.ts';
 import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
 import { configFrom, withSettings } from './settings.ts';
 
@@ -63,7 +63,14 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
   collectDefaultMetrics({ register: registry, prefix: 'anonymizer_' });
   const metrics = createPipelineMetrics(registry);
   const spool = await openSpool(config, logger);
-  const source = createKafkaSource({ brokers: config.kafkaBrokers, topic: config.kafkaTopic, groupId: config.kafkaGroupId, drain, logger: logger.child({ component: 'kafkaSource' }) });
+  const source = createKafkaSource({
+    brokers: config.kafkaBrokers,
+    topic: config.kafkaTopic,
+    groupId: config.kafkaGroupId,
+    drain,
+    maxOutstanding: MAX_OUTSTANDING_ROWS,
+    logger: logger.child({ component: 'kafkaSource' }),
+  });
   const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-dlq', logger.child({ component: 'deadLetters' }));
   const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
   const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });

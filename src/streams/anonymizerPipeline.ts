@@ -59,6 +59,17 @@ export interface PipelineDeps {
  */
 const INITIAL_RATIO = 0.3;
 
+/**
+ * Rows the Kafka source may hand over before their batch is committed, and rows one batch
+ * may hold. Decoded rows take ~350 B of heap each, so these bound the heap the backlog can
+ * take (~70 MB) whatever the input rate: past them the source pauses and the rest waits in
+ * Kafka. A batch must be able to fill before the source pauses, hence the margin; a body
+ * that would hold more rows than MAX_ROWS_PER_BATCH (very repetitive traffic) is sent
+ * with that many.
+ */
+export const MAX_OUTSTANDING_ROWS = 200_000;
+export const MAX_ROWS_PER_BATCH = 150_000;
+
 type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 
 /** Kafka → spool. Completes when the source does (drain, shutdown), after the last batch is published. */
@@ -87,13 +98,13 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
     }),
     anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
     tap((chunk) => metrics.anonymized.inc(chunk.items.length)),
-    // maxRows: half of what the source lets be outstanding (400 000), so a batch can always fill.
+    // maxRows: less than the source lets be outstanding (MAX_OUTSTANDING_ROWS), so a batch can always fill.
     // fit: each full body is measured (encoded and compressed) before it is sealed, so it
     // fills the proxy's limit to within 5 % and never passes it.
     sealBatches({
       proxyReady$,
       sizeOf: nativeRowSize,
-      maxRows: 200_000,
+      maxRows: MAX_ROWS_PER_BATCH,
       fit: {
         limit: deps.maxBodyBytes,
         initialRatio: INITIAL_RATIO,
