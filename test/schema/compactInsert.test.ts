@@ -108,17 +108,24 @@ describe('schema: the compact insert body through the HTTP endpoint', () => {
     for (const [table, value] of Object.entries(await counts())) expect(value, table).toBe(twice);
   }, 120_000);
 
-  it('reads dictionaries of every index width (past 256 and past 65,536 keys) and IPv4 codes as byte planes', async () => {
+  it('reads dictionaries of every index width (past 256 and past 65,536 keys) and IPv4 codes as byte planes; a retry of a multi-block body is stored once', async () => {
     await client.query('TRUNCATE TABLE http_log');
     const base = rows[0]!;
     const many = Array.from({ length: 70_000 }, (_, i): HttpLogRow => ({
-      ...base, resourceId: BigInt(i), cacheStatus: `c${i % 300}`, method: `m${i % 70_000}`, url: `/d${i}/f${i % 7}?q=${i % 257}`,
+      ...base, resourceId: BigInt(i), bytesSent: 1n, cacheStatus: `c${i % 300}`, method: `m${i % 70_000}`, url: `/d${i}/f${i % 7}?q=${i % 257}`,
       // Every row a new network, so the batch sends IPv4 codes as byte planes (the 3000
       // realistic rows above repeat networks and send them whole).
       remoteAddr: i % 11 === 0 ? '2001:db8::X' : `${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255}.X`,
     }));
-    await client.insert({ token: 'wide-1', format: INSERT_FORMAT, codec: 'zstd', body: await compress('zstd', 3, encodeInsertBody(many)) });
+    const wide = { token: 'wide-1', format: INSERT_FORMAT, codec: 'zstd' as const, body: await compress('zstd', 3, encodeInsertBody(many)) };
+    await client.insert(wide);
     expect(await stored()).toEqual(many.map(asJson).sort());
+    // More rows than one block of the SELECT (max_block_size, 65,409): a retry is still
+    // stored once, in every table.
+    const once = await counts();
+    expect(once['http_log']).toBe(`${many.length}\t${many.length}`);
+    await client.insert(wide);
+    expect(await counts()).toEqual(once);
   }, 120_000);
 
   it('still inserts a plain Native body spooled before an upgrade, and one a sealer still labels Native', async () => {
