@@ -139,7 +139,7 @@ function usageError(message: string): never {
 
 type MergeMode = 'final' | 'background';
 
-function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: number; out: string; data: string; merge: MergeMode } {
+function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: number; out: string; data: string; merge: MergeMode; render?: string } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -150,6 +150,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
         out: { type: 'string', default: join(REPO, 'bench', 'results') },
         data: { type: 'string', default: '/tmp/bench-queries-chdb' },
         merge: { type: 'string', default: 'final' },
+        render: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -157,7 +158,8 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
     usageError((error as Error).message);
   }
   if (values.help) {
-    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--runs 10] [--out bench/results] [--data /tmp/bench-queries-chdb] [--merge final|background]\n`);
+    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--runs 10] [--out bench/results] [--data /tmp/bench-queries-chdb] [--merge final|background]
+       npm run bench:queries -- --render a.json,b.json [--out dir]   (tables and chart of earlier runs' queries.json, together)\n`);
     process.exit(0);
   }
   const sizes = values.sizes.split(',').map((s) => {
@@ -173,7 +175,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 1000) usageError(`--runs must be an integer from 1 to 1000 (got "${values.runs}")`);
   if (values.merge !== 'final' && values.merge !== 'background') usageError(`--merge must be final or background (got "${values.merge}")`);
-  return { sizes, datasets, runs, out: values.out, data: values.data, merge: values.merge };
+  return { sizes, datasets, runs, out: values.out, data: values.data, merge: values.merge, ...(values.render ? { render: values.render } : {}) };
 }
 
 const tty = process.stderr.isTTY;
@@ -197,6 +199,22 @@ const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed
 
 async function main(): Promise<void> {
   const options = parseOptions();
+  if (options.render !== undefined) {
+    // Runs of different sizes (a 100M load is long) shown as one table and one chart.
+    const reports = options.render.split(',').map((file) => JSON.parse(readFileSync(file.trim(), 'utf8')) as BenchReport);
+    const first = reports[0]!;
+    const merged: BenchReport = {
+      ...first,
+      command: reports.map((r) => r.command).join('` and `'),
+      startedAt: reports.map((r) => r.startedAt).join(', '),
+      queries: reports.flatMap((r) => r.queries),
+      sizes: reports.flatMap((r) => r.sizes),
+      distinct: reports.flatMap((r) => r.distinct),
+      loads: reports.flatMap((r) => r.loads),
+    };
+    writeOutputs(merged, options.out);
+    return;
+  }
   const command = `npm run bench:queries -- ${process.argv.slice(2).join(' ')}`.trim();
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
   mkdirSync(options.out, { recursive: true });
@@ -330,12 +348,17 @@ async function main(): Promise<void> {
     rmSync(options.data, { recursive: true, force: true });
   }
 
+  writeOutputs(report, options.out);
+}
+
+function writeOutputs(report: BenchReport, out: string): void {
+  mkdirSync(out, { recursive: true });
   const markdown = renderMarkdown(report);
   process.stdout.write(markdown);
-  writeFileSync(join(options.out, 'queries.md'), markdown);
-  writeFileSync(join(options.out, 'queries.svg'), renderChart(report));
-  writeFileSync(join(options.out, 'queries.json'), `${JSON.stringify(report, null, 1)}\n`);
-  process.stderr.write(`bench:queries: wrote ${join(options.out, 'queries.{md,svg,json}')}\n`);
+  writeFileSync(join(out, 'queries.md'), markdown);
+  writeFileSync(join(out, 'queries.svg'), renderChart(report));
+  writeFileSync(join(out, 'queries.json'), `${JSON.stringify(report, null, 1)}\n`);
+  process.stderr.write(`bench:queries: wrote ${join(out, 'queries.{md,svg,json}')}\n`);
 }
 
 function timing(runs: number[]): Timing {

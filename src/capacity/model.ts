@@ -65,11 +65,15 @@ export const ROWS_PER_REQUEST: Readonly<Record<Dataset, number>> = {
 export const SECONDS_PER_REQUEST = 60;
 
 /**
- * Bytes on disk per row of each table, projections and indexes included, after
- * OPTIMIZE … FINAL: for the raw table per raw row, for a totals table per totals row.
- * Measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`
- * on the 10M-row loads (7 days at 16.5 rows/s; the "Disk" table of
- * docs/query-performance.md).
+ * Bytes on disk per row of each table, projections and indexes included: for the raw
+ * table per raw row, for a totals table per totals row.
+ * - realistic: measured by `npm run bench:queries -- --sizes 1e8 --datasets realistic --merge background`
+ *   (100M rows over 7 days, 165 rows/s: the reference producer's density; after the
+ *   background merges went quiet, the minute table within 0.01% of the prior art's row
+ *   count, so nearly fully folded);
+ * - uniform: measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`
+ *   on the 10M-row load, after OPTIMIZE FINAL (16.5 rows/s; 100M uniform rows were not run).
+ * Both are in the "Disk" table of docs/query-performance.md.
  */
 export const BYTES_PER_ROW: Readonly<Record<Dataset, Readonly<Record<TableName, number>>>> = {
   uniform: {
@@ -79,26 +83,28 @@ export const BYTES_PER_ROW: Readonly<Record<Dataset, Readonly<Record<TableName, 
     http_log_totals_1d: 48.69,
   },
   realistic: {
-    http_log: 22.05,
-    http_log_totals_1m: 25.92,
-    http_log_totals_1h: 14.57,
-    http_log_totals_1d: 9.52,
+    http_log: 20.85,
+    http_log_totals_1m: 19.61,
+    http_log_totals_1h: 10.34,
+    http_log_totals_1d: 8.6,
   },
 };
 
 /**
  * Distinct totals keys (resource, status, cache status, address) among n consecutive rows,
- * as [n, keys] points: a bucket that receives n rows keeps this many totals rows.
- * Measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`
- * ("Distinct totals keys" in docs/query-performance.md; the mean over 100 windows of n
- * rows, fewer for n ≥ 1M).
+ * as [n, keys] points: a bucket that receives n rows keeps this many totals rows. The mean
+ * over 100 windows of n rows (10 for n = 1M, 1 above).
+ * - n ≤ 1e7: measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`;
+ * - realistic n = 1e8: measured by `npm run bench:queries -- --sizes 1e8 --datasets realistic --merge background`.
+ * See "Distinct totals keys" in docs/query-performance.md.
  */
 export const DISTINCT_KEYS: Readonly<Record<Dataset, ReadonlyArray<readonly [number, number]>>> = {
   uniform: [
     [10, 10], [100, 100], [1e3, 1e3], [1e4, 1e4], [1e5, 1e5], [1e6, 1e6], [1e7, 1e7],
   ],
   realistic: [
-    [10, 9.98], [100, 98.31], [1e3, 927.4], [1e4, 8_155], [1e5, 65_180.8], [1e6, 458_646.5], [1e7, 2_816_455],
+    [10, 9.98], [100, 98.31], [1e3, 927.36], [1e4, 8_155.03], [1e5, 65_180.83], [1e6, 458_646.5], [1e7, 2_816_455],
+    [1e8, 14_806_380],
   ],
 };
 
