@@ -147,7 +147,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
         sizes: { type: 'string', default: '1e6,1e7,1e8' },
         datasets: { type: 'string', default: DATASET_NAMES.join(',') },
         runs: { type: 'string', default: '10' },
-        out: { type: 'string', default: join(REPO, 'bench', 'results') },
+        out: { type: 'string', default: join(REPO, 'var', 'bench-queries') },
         data: { type: 'string', default: '/tmp/bench-queries-chdb' },
         merge: { type: 'string', default: 'final' },
         render: { type: 'string' },
@@ -158,7 +158,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
     usageError((error as Error).message);
   }
   if (values.help) {
-    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--runs 10] [--out bench/results] [--data /tmp/bench-queries-chdb] [--merge final|background]
+    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--runs 10] [--out var/bench-queries] [--data /tmp/bench-queries-chdb] [--merge final|background]
        npm run bench:queries -- --render a.json,b.json [--out dir]   (tables and chart of earlier runs' queries.json, together)\n`);
     process.exit(0);
   }
