@@ -10,8 +10,8 @@
  * codec can only partly model. Here (docs/performance.md, "Rows per request", has the
  * measurements):
  *
- * - timestamp (4), bytes_sent (8), request_time_milli (8): byte planes. `x_0` holds the
- *   low byte of every row, `x_1` the next, …; ClickHouse rebuilds Σ x_k · 256^k. Each
+ * - timestamp (4), bytes_sent (8), request_time_milli (8): byte planes. `b0` holds the
+ *   low byte of every row, `b1` the next, …; ClickHouse rebuilds Σ b_k · 256^k. Each
  *   plane holds bytes of one significance, which the codec models on its own; planes the
  *   batch does not use are all zeros and cost next to nothing.
  * - resource_id: at the narrowest width the batch's largest id needs (UInt8…UInt64), so
@@ -19,11 +19,11 @@
  *   (`input_format_native_allow_types_conversion`).
  * - remote_addr: an anonymized IPv4 `a.b.c.X` travels as the integer 1 + a·2¹⁶ + b·2⁸ + c
  *   (3 bytes of information instead of 8–12 characters), formatted back by ClickHouse:
- *   whole, in `remote_addr_v4`, or as byte planes `remote_addr_v4_0…3`, whichever the batch
+ *   whole, in `v`, or as byte planes `v0…v3`, whichever the batch
  *   compresses better (see the encoder); the other form is all zeros. Any other value
- *   (IPv6, `X`, anything at all) travels as itself in `remote_addr`, with the code 0.
- * - url: split into `url_dir` (up to the last `/` before the query), `url_file` and
- *   `url_query` (from the first `?`, a LowCardinality dictionary: a batch holds few);
+ *   (IPv6, `X`, anything at all) travels as itself in `a`, with the code 0.
+ * - url: split into `ud` (up to the last `/` before the query), `uf` and `uq` (from the
+ *   first `?`, a LowCardinality dictionary: a batch holds few);
  *   ClickHouse concatenates the three.
  * - response_status, cache_status, method: LowCardinality (the status as decimal text:
  *   LowCardinality(UInt16) would need allow_suspicious_low_cardinality_types).
@@ -38,64 +38,65 @@ import { BlockReader, BlockWriter } from './nativeBlock.ts';
 
 export const COMPACT_FORMAT = 'CompactNative1' as const;
 
-const planeNames = (column: string, count: number): string[] => Array.from({ length: count }, (_, k) => `${column}_${k}`);
-const TIMESTAMP_PLANES = planeNames('timestamp', 4);
-const BYTES_SENT_PLANES = planeNames('bytes_sent', 8);
-const REQUEST_TIME_PLANES = planeNames('request_time_milli', 8);
-const ADDRESS_PLANES = planeNames('remote_addr_v4', 4);
+const planeNames = (column: string, count: number): string[] => Array.from({ length: count }, (_, k) => `${column}${k}`);
+// Short column names: the statement that declares them travels in the request line
+// (nginx counts it in $request_length, and keeps it in its access log).
+const TIMESTAMP_PLANES = planeNames('t', 4);
+const BYTES_SENT_PLANES = planeNames('b', 8);
+const REQUEST_TIME_PLANES = planeNames('d', 8);
+const ADDRESS_PLANES = planeNames('v', 4);
 
-/** The block's columns, as `input()` declares them: `resource_id` may arrive narrower. */
+/**
+ * The block's columns, as `input()` declares them (`r`, the resource id, may arrive
+ * narrower): t0–t3 timestamp planes, r resource_id, b0–b7 bytes_sent planes, d0–d7
+ * request_time_milli planes, s response_status, c cache_status, m method, v and v0–v3 the
+ * IPv4 code whole or in planes, a remote_addr otherwise, ud/uf/uq the URL's directory,
+ * file and query.
+ */
 export const COMPACT_STRUCTURE: ReadonlyArray<readonly [string, string]> = [
   ...TIMESTAMP_PLANES.map((name): [string, string] => [name, 'UInt8']),
-  ['resource_id', 'UInt64'],
+  ['r', 'UInt64'],
   ...BYTES_SENT_PLANES.map((name): [string, string] => [name, 'UInt8']),
   ...REQUEST_TIME_PLANES.map((name): [string, string] => [name, 'UInt8']),
-  ['response_status', 'LowCardinality(String)'],
-  ['cache_status', 'LowCardinality(String)'],
-  ['method', 'LowCardinality(String)'],
-  ['remote_addr_v4', 'UInt32'],
+  ['s', 'LowCardinality(String)'],
+  ['c', 'LowCardinality(String)'],
+  ['m', 'LowCardinality(String)'],
+  ['v', 'UInt32'],
   ...ADDRESS_PLANES.map((name): [string, string] => [name, 'UInt8']),
-  ['remote_addr', 'String'],
-  ['url_dir', 'String'],
-  ['url_file', 'String'],
-  ['url_query', 'LowCardinality(String)'],
+  ['a', 'String'],
+  ['ud', 'String'],
+  ['uf', 'String'],
+  ['uq', 'LowCardinality(String)'],
 ];
 
-const planesExpression = (names: readonly string[]): string =>
-  names.map((name, k) => (k === 0 ? `toUInt64(${name})` : `bitShiftLeft(toUInt64(${name}), ${8 * k})`)).join(' + ');
+/** Planes back to the integer: their bytes, little-endian, read as one (`char` makes bytes of numbers). */
+const planesExpression = (names: readonly string[], type: 'UInt32' | 'UInt64'): string => `reinterpretAs${type}(char(${names.join(',')}))`;
 
-/** The IPv4 code: one of the two forms is all zeros, so their sum is the other. */
-const V4_CODE = `(remote_addr_v4 + ${planesExpression(ADDRESS_PLANES)})`;
-const V4 = `${V4_CODE} - 1`;
 /**
- * The table's columns from the block's. `ORDER BY ALL` makes the SELECT's output a fixed
- * function of the body: ClickHouse then treats the INSERT SELECT as stable and
- * deduplicates it like a plain INSERT on every version (its `deduplicate_insert_select`).
+ * The table's columns from the block's, in the table's order. The IPv4 code is the sum of
+ * its two forms (one is all zeros); `x` names it inside the expression.
+ * `ORDER BY ALL` makes the SELECT's output a fixed function of the body: ClickHouse then
+ * treats the INSERT SELECT as stable and deduplicates it like a plain INSERT on every
+ * version (its `deduplicate_insert_select`).
  */
-const SELECT_LIST: ReadonlyArray<readonly [string, string]> = [
-  ['timestamp', `toDateTime(${planesExpression(TIMESTAMP_PLANES)})`],
-  ['resource_id', 'resource_id'],
-  ['bytes_sent', planesExpression(BYTES_SENT_PLANES)],
-  ['request_time_milli', planesExpression(REQUEST_TIME_PLANES)],
-  ['response_status', 'toUInt16(response_status)'],
-  ['cache_status', 'cache_status'],
-  ['method', 'method'],
-  [
-    'remote_addr',
-    `if(${V4_CODE} = 0, remote_addr, concat(toString(bitShiftRight(${V4}, 16)), '.', ` +
-      `toString(bitAnd(bitShiftRight(${V4}, 8), 255)), '.', toString(bitAnd(${V4}, 255)), '.X'))`,
-  ],
-  ['url', 'concat(url_dir, url_file, url_query)'],
+const TABLE_COLUMNS = ['timestamp', 'resource_id', 'bytes_sent', 'request_time_milli', 'response_status', 'cache_status', 'method', 'remote_addr', 'url'];
+const SELECT_LIST: readonly string[] = [
+  `toDateTime(${planesExpression(TIMESTAMP_PLANES, 'UInt32')})`,
+  'r',
+  planesExpression(BYTES_SENT_PLANES, 'UInt64'),
+  planesExpression(REQUEST_TIME_PLANES, 'UInt64'),
+  'toUInt16(s)',
+  'c',
+  'm',
+  `if((v+${planesExpression(ADDRESS_PLANES, 'UInt32')} AS x)=0,a,` +
+    `concat(toString(intDiv(x-1,65536)),'.',toString(intDiv(x-1,256)%256),'.',toString((x-1)%256),'.X'))`,
+  'concat(ud,uf,uq)',
 ];
 
 /** The statement a `CompactNative1` body is sent with; `table` is a plain identifier. */
 export function compactInsertQuery(table: string): string {
-  const structure = COMPACT_STRUCTURE.map(([name, type]) => `${name} ${type}`).join(', ');
-  const select = SELECT_LIST.map(([name, expression]) => (name === expression ? name : `${expression} AS ${name}`)).join(', ');
-  return (
-    `INSERT INTO ${table} (${SELECT_LIST.map(([name]) => name).join(', ')}) ` +
-    `SELECT ${select} FROM input('${structure}') ORDER BY ALL FORMAT Native`
-  );
+  const structure = COMPACT_STRUCTURE.map(([name, type]) => `${name} ${type}`).join(',');
+  return `INSERT INTO ${table}(${TABLE_COLUMNS.join(',')})SELECT ${SELECT_LIST.join(',')} FROM input('${structure}')ORDER BY ALL FORMAT Native`;
 }
 
 /**
@@ -202,19 +203,19 @@ export function encodeCompact(rows: readonly HttpLogRow[]): Uint8Array {
   let maxResource = 0n;
   for (const row of rows) if (row.resourceId > maxResource) maxResource = row.resourceId;
   const width = maxResource < 0x100n ? 1 : maxResource < 0x10000n ? 2 : maxResource < 0x1_0000_0000n ? 4 : 8;
-  w.column('resource_id', `UInt${width * 8}`);
+  w.column('r', `UInt${width * 8}`);
   w.uints(width === 8 ? rows.map((row) => row.resourceId) : rows.map((row) => Number(row.resourceId)), width);
 
   planes(BYTES_SENT_PLANES, (row) => row.bytesSent);
   planes(REQUEST_TIME_PLANES, (row) => row.requestTimeMilli);
 
   // Decimal text: LowCardinality of an integer type needs allow_suspicious_low_cardinality_types.
-  w.column('response_status', 'LowCardinality(String)');
+  w.column('s', 'LowCardinality(String)');
   const statusText: string[] = [];
   w.lowCardinality(rows.map((row) => (statusText[row.responseStatus] ??= String(row.responseStatus))));
-  w.column('cache_status', 'LowCardinality(String)');
+  w.column('c', 'LowCardinality(String)');
   w.lowCardinality(rows.map((row) => row.cacheStatus));
-  w.column('method', 'LowCardinality(String)');
+  w.column('m', 'LowCardinality(String)');
   w.lowCardinality(rows.map((row) => row.method));
 
   // Whole 4-byte codes let the codec match a network that repeats (real traffic comes from
@@ -225,10 +226,10 @@ export function encodeCompact(rows: readonly HttpLogRow[]): Uint8Array {
   const networks = new Set(v4);
   networks.delete(0);
   const asPlanes = networks.size * 2 > n;
-  w.column('remote_addr_v4', 'UInt32');
+  w.column('v', 'UInt32');
   w.uints(asPlanes ? new Uint32Array(n) : v4, 4);
   planes(ADDRESS_PLANES, asPlanes ? (row) => ipv4PrefixCode(row.remoteAddr) : () => 0);
-  w.column('remote_addr', 'String');
+  w.column('a', 'String');
   w.strings(rows.map((row, i) => (v4[i] === 0 ? row.remoteAddr : '')));
 
   const dirs = new Array<string>(n);
@@ -244,11 +245,11 @@ export function encodeCompact(rows: readonly HttpLogRow[]): Uint8Array {
   }
   // Plain text, not a dictionary: rows sorted by URL put equal directories side by side,
   // which the codec repeats for less than a dictionary index costs.
-  w.column('url_dir', 'String');
+  w.column('ud', 'String');
   w.strings(dirs);
-  w.column('url_file', 'String');
+  w.column('uf', 'String');
   w.strings(files);
-  w.column('url_query', 'LowCardinality(String)');
+  w.column('uq', 'LowCardinality(String)');
   w.lowCardinality(queries);
   return w.finish();
 }
@@ -259,7 +260,7 @@ export function isCompactBlock(block: Uint8Array): boolean {
     const r = new BlockReader(block);
     if (r.varint() !== COMPACT_STRUCTURE.length) return false;
     r.varint();
-    if (r.string() !== 'timestamp_0' || r.string() !== 'UInt8') return false;
+    if (r.string() !== 't0' || r.string() !== 'UInt8') return false;
     return true;
   } catch {
     return false;
@@ -293,28 +294,28 @@ export function decodeCompact(block: Uint8Array): HttpLogRow[] {
   const bigints = ([lo, hi]: Float64Array[]): bigint[] =>
     Array.from({ length: n }, (_, i) => (hi![i] === 0 ? BigInt(lo![i]!) : (BigInt(hi![i]!) << 32n) | BigInt(lo![i]!)));
   const [timestamp] = planes(TIMESTAMP_PLANES) as [Float64Array];
-  const resourceType = header('resource_id', ['UInt8', 'UInt16', 'UInt32', 'UInt64']);
+  const resourceType = header('r', ['UInt8', 'UInt16', 'UInt32', 'UInt64']);
   const resourceWidth = (Number(resourceType.slice(4)) / 8) as 1 | 2 | 4 | 8;
   const resourceId = resourceWidth === 8 ? r.uints(n, 8) : r.uints(n, resourceWidth).map(BigInt);
   const bytesSent = bigints(planes(BYTES_SENT_PLANES));
   const requestTimeMilli = bigints(planes(REQUEST_TIME_PLANES));
-  header('response_status', ['LowCardinality(String)']);
+  header('s', ['LowCardinality(String)']);
   const responseStatus = r.lowCardinality(n).map(statusOf);
-  header('cache_status', ['LowCardinality(String)']);
+  header('c', ['LowCardinality(String)']);
   const cacheStatus = r.lowCardinality(n);
-  header('method', ['LowCardinality(String)']);
+  header('m', ['LowCardinality(String)']);
   const method = r.lowCardinality(n);
-  header('remote_addr_v4', ['UInt32']);
+  header('v', ['UInt32']);
   const whole = r.uints(n, 4);
   const [split] = planes(ADDRESS_PLANES) as [Float64Array];
   const v4 = whole.map((code, i) => code + split[i]!);
-  header('remote_addr', ['String']);
+  header('a', ['String']);
   const remoteAddr = r.strings(n);
-  header('url_dir', ['String']);
+  header('ud', ['String']);
   const urlDir = r.strings(n);
-  header('url_file', ['String']);
+  header('uf', ['String']);
   const urlFile = r.strings(n);
-  header('url_query', ['LowCardinality(String)']);
+  header('uq', ['LowCardinality(String)']);
   const urlQuery = r.lowCardinality(n);
   if (!r.atEnd) throw new RangeError('compact block has bytes after its last column');
   return Array.from({ length: n }, (_, i) => ({
