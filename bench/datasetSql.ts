@@ -18,8 +18,9 @@
 import { anonymizeAddress } from '../src/domain/anonymizeAddress.ts';
 import {
   BYTES_SENT_LAW, CACHE_STATUS_PMF, IPV4_PREFIX_LAW, IPV6_PREFIX_LAW, IPV6_SHARE, METHOD_PMF, QUERY_STRING_PMF,
-  REQUEST_TIME_LAW, RESOURCE_LAW, STATUS_PMF, URL_LAW, resourceIdOfRank,
+  REQUEST_TIME_LAW, RESOURCE_LAW, STATUS_PMF, URL_LAW, ipv4Network, ipv6Network, mix64 as mix64Js, resourceIdOfRank,
 } from '../src/synthetic/realisticDataset.ts';
+import { CACHE_STATUSES, STATUSES, URL_TEMPLATES } from '../src/synthetic/uniformDataset.ts';
 import type { LogNormalLaw, Pmf, ZipfLaw } from '../src/synthetic/realisticDataset.ts';
 
 export type DatasetName = 'uniform' | 'realistic';
@@ -63,19 +64,10 @@ const timestamp = (o: GenerateOptions): string =>
 
 // --- uniform -------------------------------------------------------------------------
 
-const U_STATUSES = [200, 301, 400, 403, 404, 500, 502, 504];
-const U_CACHE = ['HIT', 'MISS', 'STALE', 'BYPASS', 'REVALIDATED', 'UPDATING', 'SCARCE'];
-const U_URLS: ReadonlyArray<readonly [string, number, string]> = [
-  ['/cdn/js/static/data/', 20, '.jpeg'],
-  ['/media/content/data/', 20, '.m3u8'],
-  ['/vod/', 15, '.json'],
-  ['/content/files/', 15, '.js'],
-  ['/imgs/fetch/media/static/', 25, '.mpd'],
-  ['/games/static/', 10, '.png'],
-  ['/video/js/', 15, ''],
-  ['/stream/content/', 25, '.jpg'],
-  ['/images/preview/', 20, '.jpg'],
-];
+// The uniform generator's own value sets, so the SQL cannot drift from it.
+const U_STATUSES = STATUSES;
+const U_CACHE = CACHE_STATUSES;
+const U_URLS = URL_TEMPLATES;
 
 function uniformSelect(o: GenerateOptions): string {
   const s = o.seed;
@@ -138,22 +130,6 @@ function mix64(x: string): string {
 
 const hexDigits = (h: string, length: number): string =>
   `right(concat('000000000000', lower(hex(bitAnd(${h}, ${2 ** (length * 4) - 1})))), ${length})`;
-
-function mix64Js(value: bigint): bigint {
-  let z = BigInt.asUintN(64, value + 0x9e3779b97f4a7c15n);
-  z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
-  z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
-  return z ^ (z >> 31n);
-}
-
-function ipv4Network(rank: number): string {
-  const v = (rank * 2_654_435_761 + 12_345) % (223 * 65_536);
-  return `${1 + Math.floor(v / 65_536)}.${(v >>> 8) & 0xff}.${v & 0xff}`;
-}
-function ipv6Network(rank: number): string {
-  const v = (rank * 2_654_435_761) % 2 ** 32;
-  return `2001:${(v >>> 16).toString(16).padStart(4, '0')}:${(v & 0xffff).toString(16).padStart(4, '0')}`;
-}
 
 /** The resource and network tables the generator computes per rank, as constant arrays. */
 function rankTables(): { ids: string; names: string; kinds: string; v4: string; v6: string } {

@@ -113,7 +113,7 @@ function hex(h: bigint, length: number): string {
 }
 
 /** splitmix64's finalizer: a fixed, well-mixed 64-bit hash of an integer. */
-function mix64(value: bigint): bigint {
+export function mix64(value: bigint): bigint {
   let z = BigInt.asUintN(64, value + 0x9e3779b97f4a7c15n);
   z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
   z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
@@ -183,12 +183,12 @@ function logNormal(random: SplitMix64, law: LogNormalLaw): bigint {
  * two ranks never share a network and the anonymized address carries exactly the
  * rank's entropy.
  */
-function ipv4Network(rank: number): string {
+export function ipv4Network(rank: number): string {
   // 223 × 65,536 /24s with a first octet of 1..223 (unicast); 2,654,435,761 is odd and not a multiple of 223.
   const v = (rank * 2_654_435_761 + 12_345) % (223 * 65_536);
   return `${1 + Math.floor(v / 65_536)}.${(v >>> 8) & 0xff}.${v & 0xff}`;
 }
-function ipv6Network(rank: number): string {
+export function ipv6Network(rank: number): string {
   const v = (rank * 2_654_435_761) % 2 ** 32;
   return `2001:${(v >>> 16).toString(16).padStart(4, '0')}:${(v & 0xffff).toString(16).padStart(4, '0')}`;
 }

@@ -15,11 +15,11 @@
 import { createHash } from 'node:crypto';
 import type { SourceRecord } from '../domain/encodeRecord.ts';
 
-const STATUSES = [200, 301, 400, 403, 404, 500, 502, 504] as const;
-const CACHE_STATUSES = ['HIT', 'MISS', 'STALE', 'BYPASS', 'REVALIDATED', 'UPDATING', 'SCARCE'] as const;
-const METHODS = ['GET', 'HEAD'] as const;
+export const STATUSES = [200, 301, 400, 403, 404, 500, 502, 504] as const;
+export const CACHE_STATUSES = ['HIT', 'MISS', 'STALE', 'BYPASS', 'REVALIDATED', 'UPDATING', 'SCARCE'] as const;
+export const METHODS = ['GET', 'HEAD'] as const;
 /** Prefix, MD5-hex fragment length, suffix. */
-const URL_TEMPLATES: ReadonlyArray<readonly [string, number, string]> = [
+export const URL_TEMPLATES: ReadonlyArray<readonly [string, number, string]> = [
   ['/cdn/js/static/data/', 20, '.jpeg'],
   ['/media/content/data/', 20, '.m3u8'],
   ['/vod/', 15, '.json'],
