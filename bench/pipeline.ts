@@ -23,7 +23,7 @@ import { encodeRecord } from '../src/domain/encodeRecord.ts';
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
 import { compress, CODECS, LEVEL_RANGE } from '../src/encode/compress.ts';
 import { encodeInsertBody } from '../src/encode/insertBody.ts';
-import { nativeRowSize } from '../src/encode/nativeFormat.ts';
+import { INSERT_FORMAT, insertRowSize } from '../src/encode/insertBody.ts';
 import { anonymizeAddresses } from '../src/operators/anonymizeAddresses.ts';
 import { decodeRecords } from '../src/operators/decodeRecords.ts';
 import { encodeBatches } from '../src/operators/encodeBatches.ts';
@@ -124,7 +124,7 @@ async function runChild(spec: string): Promise<ChildResult> {
       tap((chunk) => (decodedRows += chunk.items.length)),
       sealBatches<HttpLogRow>({
         proxyReady$: NEVER,
-        sizeOf: nativeRowSize,
+        sizeOf: insertRowSize,
         maxRows: 200_000,
         fit: {
           limit: bodyBytes,
@@ -139,7 +139,7 @@ async function runChild(spec: string): Promise<ChildResult> {
         sealedRows += batch.rows.length;
         bar.update(sealedRows);
       }),
-      encodeBatches({ encode: encodeInsertBody, compress: compressBody, codec, maxBodyBytes: bodyBytes }),
+      encodeBatches({ encode: encodeInsertBody, format: INSERT_FORMAT, compress: compressBody, codec, maxBodyBytes: bodyBytes }),
       tap((batch) => bodies.push({ rows: batch.rowCount, bytes: batch.body.byteLength, full: batch.body.byteLength >= 0.95 * bodyBytes })),
     ),
     { defaultValue: undefined },

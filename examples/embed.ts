@@ -32,14 +32,15 @@ import {
   compress,
   createClickHouseHttp,
   deadLetter,
-  decodeNative,
+  decodeInsertBody,
   decodeRecord,
   decodeRecords,
   decompress,
   encodeBatches,
   encodeInsertBody,
   encodeRecord,
-  nativeRowSize,
+  INSERT_FORMAT,
+  insertRowSize,
   pacedInsert,
   sealBatches,
   toStoredRowJson,
@@ -110,7 +111,7 @@ class InMemoryClickHouse implements ClickHouseClient {
   async insert(batch: InsertBody): Promise<void> {
     this.requests++;
     if (this.rows.has(batch.token)) return;
-    this.rows.set(batch.token, decodeNative(await decompress(batch.codec, batch.body)));
+    this.rows.set(batch.token, decodeInsertBody(await decompress(batch.codec, batch.body)));
   }
 
   async query(): Promise<string> {
@@ -131,8 +132,8 @@ const ingestion: Observable<unknown> = from(sourceChunks(RECORDS)).pipe(
   decodeRecords({ decode: decodeRecord }),
   deadLetter({ send: async (rejected) => void (counts.deadLetters += rejected.length) }),
   anonymizeAddresses({ onInvalidAddress: () => counts.invalidAddresses++ }),
-  sealBatches({ proxyReady$: slots.ready$, maxBytes: BATCH_BYTES, sizeOf: nativeRowSize }),
-  encodeBatches({ encode: encodeInsertBody, compress: (body) => compress('gzip', 6, body), codec: 'gzip', maxBodyBytes: 1 << 20 }),
+  sealBatches({ proxyReady$: slots.ready$, maxBytes: BATCH_BYTES, sizeOf: insertRowSize }),
+  encodeBatches({ encode: encodeInsertBody, format: INSERT_FORMAT, compress: (body) => compress('gzip', 6, body), codec: 'gzip', maxBodyBytes: 1 << 20 }),
   tap(() => counts.batchesSealed++),
   // No Kafka here, so no offsets to commit between stage and publish: write does both.
   concatMap((batch) => spool.write(batch)),

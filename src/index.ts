@@ -12,7 +12,7 @@
 export { decodeRecords, type DecodeRecordsConfig } from './operators/decodeRecords.ts';
 export { deadLetter, type DeadLetterConfig } from './operators/deadLetter.ts';
 export { anonymizeAddresses, type AnonymizeAddressesConfig } from './operators/anonymizeAddresses.ts';
-export { sealBatches, type SealBatchesConfig } from './operators/sealBatches.ts';
+export { sealBatches, type SealBatchesConfig, type SealFit } from './operators/sealBatches.ts';
 export { encodeBatches, type EncodeBatchesConfig } from './operators/encodeBatches.ts';
 export { persistBatches, type PersistBatchesConfig, type PersistedBatch } from './operators/persistBatches.ts';
 export { commitOffsets, type CommitOffsetsConfig } from './operators/commitOffsets.ts';
@@ -21,7 +21,7 @@ export { pacedInsert, type InsertableBatch, type InsertOutcome, type PacedInsert
 export { acknowledgeBatches, type AcknowledgeBatchesConfig } from './operators/acknowledgeBatches.ts';
 
 // What flows between them, and the pure functions the operators default to.
-export type { Codec, DecodedChunk, OffsetChunk, PartitionOffsets, RejectedMessage, RowBatch, SealedBatch, SealReason, SourceMessage } from './domain/batch.ts';
+export type { Codec, DecodedChunk, OffsetChunk, PartitionOffsets, PreparedBody, RejectedMessage, RowBatch, SealedBatch, SealReason, SourceMessage } from './domain/batch.ts';
 export type { DecodedRecord, HttpLogRow, RecordFields, StoredRowJson } from './domain/httpLogRow.ts';
 export { MAX_DATETIME_SECONDS, toStoredRowJson } from './domain/httpLogRow.ts';
 export { decodeRecord } from './domain/decodeRecord.ts';
@@ -30,7 +30,7 @@ export { anonymizeAddress, type AddressKind, type AnonymizedAddress } from './do
 export { ProxySlots, type ProxySlotsConfig } from './domain/proxySlots.ts';
 
 // The insert body: ClickHouse Native, compressed as an HTTP Content-Encoding.
-export { encodeInsertBody } from './encode/insertBody.ts';
+export { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from './encode/insertBody.ts';
 export { decodeNative, encodeNative, nativeRowSize } from './encode/nativeFormat.ts';
 export { compress, decompress, CODECS, DEFAULT_LEVEL } from './encode/compress.ts';
 

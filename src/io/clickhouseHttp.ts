@@ -24,8 +24,7 @@
  */
 import { request, errors as undiciErrors, Agent } from 'undici';
 import type { SealedBatch } from '../domain/batch.ts';
-import { COMPACT_FORMAT, compactInsertQuery, isCompactBlock } from '../encode/compactFormat.ts';
-import { decompress } from '../encode/compress.ts';
+import { COMPACT_FORMAT, compactInsertQuery } from '../encode/compactFormat.ts';
 import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
 
 export interface ClickHouseHttpConfig {
@@ -67,18 +66,6 @@ export function insertStatement(table: string, format: SealedBatch['format']): {
   return { query: `INSERT INTO ${table} FORMAT Native`, settings: {} };
 }
 
-/**
- * The format a body is in. The sealer labels it; a body labeled `Native` is checked
- * against its columns (a Native block names them), because a sealer that has not yet
- * switched its label to INSERT_FORMAT writes compact bodies labeled `Native`, and sending
- * one with the plain statement would be refused. Decompressing a body costs ~10 ms,
- * once a request, off the event loop.
- */
-async function formatOf(batch: InsertBody): Promise<SealedBatch['format']> {
-  if (batch.format !== 'Native' || batch.body.byteLength === 0) return batch.format;
-  return isCompactBlock(await decompress(batch.codec, batch.body)) ? COMPACT_FORMAT : 'Native';
-}
-
 /** How much of an error body is kept in a message: enough for `Code: N. DB::Exception: …`. */
 const MAX_ERROR_TEXT = 1_000;
 
@@ -113,7 +100,7 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
   return {
     async insert(batch) {
       const encoding: Record<string, string> = batch.codec === 'none' ? {} : { 'content-encoding': batch.codec };
-      const statement = insertStatement(table, await formatOf(batch));
+      const statement = insertStatement(table, batch.format);
       await post(
         { query: statement.query, ...statement.settings, ...PINNED_INSERT_SETTINGS, insert_deduplication_token: batch.token },
         batch.body,

@@ -18,8 +18,7 @@ import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
 import type { ProxySlots } from '../domain/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
-import { encodeInsertBody } from '../encode/insertBody.ts';
-import { decodeNative, nativeRowSize } from '../encode/nativeFormat.ts';
+import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from '../encode/insertBody.ts';
 import { AnonymizerError } from '../errors.ts';
 import type { ClickHouseClient } from '../io/clickhouseHttp.ts';
 import type { DeadLetterSink } from '../io/deadLetterSink.ts';
@@ -53,7 +52,7 @@ export interface PipelineDeps {
 }
 
 /**
- * Compressed bytes per Native byte assumed before the first body is measured: about what
+ * Compressed bytes per estimated byte (`insertRowSize`) assumed before the first body is measured: about what
  * Native + brotli-11 does on the uniform dataset (docs/performance.md). A wrong guess only
  * costs one more measurement of the first batch.
  */
@@ -103,7 +102,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
     // fills the proxy's limit to within 5 % and never passes it.
     sealBatches({
       proxyReady$,
-      sizeOf: nativeRowSize,
+      sizeOf: insertRowSize,
       maxRows: MAX_ROWS_PER_BATCH,
       fit: {
         limit: deps.maxBodyBytes,
@@ -123,6 +122,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
   return sealed$.pipe(
     encodeBatches({
       encode: encodeInsertBody,
+      format: INSERT_FORMAT,
       compress: deps.compress,
       codec: deps.codec,
       maxBodyBytes: deps.maxBodyBytes,
@@ -188,7 +188,8 @@ export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBa
 
 /** A 413: the body goes back to rows, and two halves replace the batch in the spool, durably. */
 async function splitInHalves(deps: PipelineDeps, batch: SpooledBatch): Promise<void> {
-  const rows = decodeNative(await decompress(batch.codec, await deps.spool.readBody(batch)));
+  // Either format: a batch spooled by an earlier version is split into parts of today's.
+  const rows = decodeInsertBody(await decompress(batch.codec, await deps.spool.readBody(batch)));
   if (rows.length < 2) {
     await deps.spool.quarantine(batch, { code: 'ANON_BODY_TOO_LARGE', message: 'a single row is over the proxy body limit' });
     return;
@@ -201,7 +202,7 @@ async function splitInHalves(deps: PipelineDeps, batch: SpooledBatch): Promise<v
       // Derived, not random: a split redone after a crash sends the same tokens again.
       token: `${batch.token}-${index}`,
       body: await deps.compress(raw),
-      format: 'Native',
+      format: INSERT_FORMAT,
       codec: deps.codec,
       rowCount: slice.length,
       uncompressedBytes: raw.byteLength,
