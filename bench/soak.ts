@@ -214,7 +214,12 @@ try {
   };
   // The app runs as `npm start` runs it: with the heap cap the README recommends (kept if
   // the caller set NODE_OPTIONS). The producer and migrate need no cap.
-  const appEnv = { ...env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-old-space-size=192' };
+  const appEnv = {
+    ...env,
+    NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-old-space-size=192',
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+    MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '131072',
+  };
   const migrate = spawn(process.execPath, [BIN, 'migrate', '--clickhouse-url', clickhouse.url], { env, stdio: 'ignore' });
   await new Promise((resolve) => migrate.on('close', resolve));
 

@@ -24,4 +24,4 @@ trap 'kill "$producer" 2>/dev/null || true' EXIT
 echo "local: producer (pid $producer) writes $count records at $rate/s; log in var/producer.log"
 echo "local: anonymizer run (Ctrl-C to stop); rows appear in ClickHouse once a minute:"
 echo "       curl 'http://127.0.0.1:${CLICKHOUSE_PORT:-8123}/?query=SELECT+count()+FROM+http_log'"
-NODE_OPTIONS=--max-old-space-size=192 node bin/anonymizer.js run
+MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 NODE_OPTIONS=--max-old-space-size=192 node bin/anonymizer.js run
