@@ -30,6 +30,7 @@ import { realisticRecords } from '../src/synthetic/realisticDataset.ts';
 import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
 import type { DatasetOptions } from '../src/synthetic/uniformDataset.ts';
 import { encodeJsonEachRow, encodeRowBinary } from './formats.ts';
+import { renderWireChart, type WireChartInput } from './wireChart.ts';
 import { storedRowOf } from '../src/synthetic/storedRow.ts';
 
 /** The proxy's `client_max_body_size`. */
@@ -290,6 +291,21 @@ interface Line {
 const fixed = (value: number, digits: number): string => value.toFixed(digits);
 const thousands = (value: number): string => Math.round(value).toLocaleString('en-US');
 
+/** The chart in docs/performance.md, and its figures, written by every run (`npm run bench:wire`). */
+function writeChart(lines: readonly Line[]): void {
+  const figures: WireChartInput = {
+    title: 'Rows per 1 MiB insert request (npm run bench:wire)',
+    bars: lines
+      .filter((line) => !line.body.startsWith('entropy bound') && !line.body.startsWith('per-batch floor'))
+      .map((line) => ({ dataset: line.dataset, encoding: line.body, rowsPerRequest: line.rowsPerRequest, ours: line.body.startsWith('ours') })),
+    bounds: Object.fromEntries(lines.filter((line) => line.body === 'entropy bound').map((line) => [line.dataset, line.rowsPerRequest])),
+  };
+  const docs = new URL('../docs/', import.meta.url);
+  writeFileSync(new URL('rows-per-request.json', docs), `${JSON.stringify(figures, null, 2)}\n`);
+  writeFileSync(new URL('rows-per-request.svg', docs), renderWireChart(figures));
+  progress('wrote docs/rows-per-request.svg and .json');
+}
+
 async function main(): Promise<void> {
   const clickhouse = new ClickHouseCheck();
   const lines: Line[] = [];
@@ -359,6 +375,7 @@ async function main(): Promise<void> {
     ...notes,
   );
   process.stdout.write(`${out.join('\n')}\n`);
+  writeChart(lines);
   progress('done');
 }
 
