@@ -11,6 +11,7 @@
  * (`input_format_native_allow_types_conversion`, on by default), and the dictionary
  * form would not compress any smaller once the body is compressed.
  */
+import { varintLength } from './nativeBlock.ts';
 import type { HttpLogRow } from '../domain/httpLogRow.ts';
 import { decodeCompact, isCompactBlock } from './compactFormat.ts';
 
@@ -28,15 +29,7 @@ export const HTTP_LOG_COLUMNS = [
 
 const encoder = new TextEncoder();
 
-/** Bytes of ClickHouse's unsigned LEB128 varint for `value` (string lengths, counts). */
-export function varintLength(value: number): number {
-  let length = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    length++;
-  }
-  return length;
-}
+export { varintLength };
 
 class ByteWriter {
   readonly bytes: Uint8Array;
