@@ -349,11 +349,11 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             if (offset !== undefined) {
               rowPartitions.push(chunk.partition);
               rowOffsetValues.push(offset);
+              mergeOffsets(offsets, chunk.partition, offset);
             } else if (rows.length === 1) {
               // A new batch that starts inside a chunk without item offsets.
               rowOffsetsKnown = false;
             }
-            if (offset !== undefined) mergeOffsets(offsets, chunk.partition, offset);
           });
           mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
           considerMeasuring();
