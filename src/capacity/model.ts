@@ -61,7 +61,11 @@ export const ROWS_PER_REQUEST: Readonly<Record<Dataset, number>> = {
   realistic: REALISTIC_ROWS_PER_REQUEST,
 };
 
-/** The proxy passes one request per this many seconds. */
+/**
+ * The proxy's nominal pace: one request a minute. The pipeline sends a little slower, one
+ * per PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS (63 s by default, because nginx's `1r/m`
+ * really passes one request per 62.5 s); `anonymizer capacity` checks against that.
+ */
 export const SECONDS_PER_REQUEST = 60;
 
 /**
@@ -135,6 +139,8 @@ export interface CapacityInput {
   readonly dataset: Dataset;
   /** Retention per table, in seconds. */
   readonly retention: Readonly<Record<TableName, number>>;
+  /** Seconds between two requests through the proxy (default SECONDS_PER_REQUEST). */
+  readonly requestIntervalSeconds?: number;
 }
 
 export interface TableEstimate {
@@ -156,6 +162,7 @@ export interface CapacityEstimate {
     readonly rowsPerRequestNeeded: number;
     readonly rowsPerRequest: number;
     readonly fits: boolean;
+    readonly requestIntervalSeconds: number;
     /** Needed ÷ available. */
     readonly utilisation: number;
     readonly maxRate: number;
@@ -163,7 +170,7 @@ export interface CapacityEstimate {
 }
 
 export function estimate(input: CapacityInput): CapacityEstimate {
-  const { rate, dataset, retention } = input;
+  const { rate, dataset, retention, requestIntervalSeconds = SECONDS_PER_REQUEST } = input;
   const tables: TableEstimate[] = [];
   const rawKept = retention.http_log + PARTITION_SECONDS.http_log;
   const rawRows = rate * rawKept;
@@ -181,7 +188,7 @@ export function estimate(input: CapacityInput): CapacityEstimate {
     });
   }
   const rowsPerRequest = ROWS_PER_REQUEST[dataset];
-  const needed = rate * SECONDS_PER_REQUEST;
+  const needed = rate * requestIntervalSeconds;
   return {
     tables,
     totalBytes: tables.reduce((sum, t) => sum + t.bytes, 0),
@@ -189,8 +196,9 @@ export function estimate(input: CapacityInput): CapacityEstimate {
       rowsPerRequestNeeded: needed,
       rowsPerRequest,
       fits: needed <= rowsPerRequest,
+      requestIntervalSeconds,
       utilisation: needed / rowsPerRequest,
-      maxRate: rowsPerRequest / SECONDS_PER_REQUEST,
+      maxRate: rowsPerRequest / requestIntervalSeconds,
     },
   };
 }

@@ -10,6 +10,7 @@ import {
   DATASETS, DEFAULT_RETENTION_SECONDS, estimate, parseRate, parseRetention,
 } from '../capacity/model.ts';
 import type { CapacityEstimate, Dataset, TableName } from '../capacity/model.ts';
+import { configFrom, withSettings } from './settings.ts';
 
 interface CapacityOptions {
   rate: string;
@@ -57,13 +58,16 @@ export function capacityCommand(): Command {
     .option('--retention-1d <duration>', 'retention of http_log_totals_1d, overriding --totals-retention')
     .addOption(new Option('--dataset <name>', 'whose measured constants: uniform (every key unique) or realistic (skewed CDN traffic)').choices([...DATASETS]).default('realistic'))
     .option('--json', 'print the estimate as JSON');
+  // The proxy check uses the pace the pipeline really keeps, from the same settings as `run`.
+  withSettings(command, ['PROXY_MIN_INTERVAL_MS', 'PROXY_MARGIN_MS']);
   command.addHelpText(
     'after',
     `
 The constants (bytes per row, distinct totals keys per bucket, rows per 1 MiB request)
 are measured by npm run bench:queries and npm run bench:wire; docs/capacity.md explains
 the formula. Retention is rounded up by one partition (a day, a month or a year), because
-a partition is dropped only when its newest row has expired.
+a partition is dropped only when its newest row has expired. The proxy check assumes one
+request per PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS (63 s by default), the pace \`run\` keeps.
 
 Examples:
   anonymizer capacity --rate 200/s --raw-retention 7d --totals-retention 90d
@@ -82,7 +86,9 @@ Examples:
       http_log_totals_1d: pick('--retention-1d', options.retention1d, 'http_log_totals_1d'),
     };
     const dataset = options.dataset as Dataset;
-    const result = estimate({ rate: perSecond, dataset, retention: retentions });
+    const config = configFrom(command);
+    const requestIntervalSeconds = (config.proxyMinIntervalMs + config.proxyMarginMs) / 1000;
+    const result = estimate({ rate: perSecond, dataset, retention: retentions, requestIntervalSeconds });
     process.stdout.write(options.json ? `${JSON.stringify({ rate: perSecond, dataset, ...result }, null, 2)}\n` : render(perSecond, dataset, result));
   });
   return command;
@@ -122,9 +128,10 @@ function render(rate: number, dataset: Dataset, result: CapacityEstimate): strin
   const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd();
   const p = result.proxy;
   const ratePerMinute = count(rate * 60);
+  const every = `${Number(p.requestIntervalSeconds.toFixed(3))} s`;
   const verdict = p.fits
-    ? `fits: ${(p.utilisation * 100).toFixed(0)}% of one request a minute`
-    : `does NOT fit: needs ${p.utilisation.toFixed(2)} requests a minute; the proxy passes one`;
+    ? `fits: ${(p.utilisation * 100).toFixed(0)}% of one request every ${every}`
+    : `does NOT fit: needs ${p.utilisation.toFixed(2)} requests every ${every}; the pipeline sends one`;
   return [
     `Disk for ${count(rate)} rows/s (${ratePerMinute}/min), ${dataset} dataset constants:`,
     '',
@@ -132,7 +139,8 @@ function render(rate: number, dataset: Dataset, result: CapacityEstimate): strin
     ...rows.slice(1, -1).map(line),
     line(rows[rows.length - 1]!),
     '',
-    `Proxy: ${ratePerMinute} rows a minute; one 1 MiB request carries ${count(p.rowsPerRequest)} ${dataset} rows → ${verdict}.`,
+    `Proxy: ${count(p.rowsPerRequestNeeded)} rows per request at one request every ${every} (PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS);`,
+    `       one 1 MiB request carries ${count(p.rowsPerRequest)} ${dataset} rows → ${verdict}.`,
     `       The most this dataset sustains is ${count(p.maxRate)} rows/s.`,
     `Totals rows per bucket: distinct (resource, status, cache status, address) among a bucket's rows (docs/capacity.md).`,
     '',

@@ -81,6 +81,17 @@ describe('capacity model', () => {
     expect(estimate({ rate, dataset: 'uniform', retention }).proxy.fits).toBe(false);
     expect(estimate({ rate, dataset: 'realistic', retention }).proxy).toMatchObject({ fits: true, rowsPerRequest: REALISTIC_ROWS_PER_REQUEST });
   });
+
+  it('checks against the interval the pipeline keeps, when given one', () => {
+    const retention = { http_log: DAY, http_log_totals_1m: DAY, http_log_totals_1h: DAY, http_log_totals_1d: DAY };
+    // A rate that fits one request a minute but not one per 63 s.
+    const rate = UNIFORM_ROWS_PER_REQUEST / 61.5;
+    expect(estimate({ rate, dataset: 'uniform', retention }).proxy.fits).toBe(true);
+    const slower = estimate({ rate, dataset: 'uniform', retention, requestIntervalSeconds: 63 }).proxy;
+    expect(slower).toMatchObject({ fits: false, requestIntervalSeconds: 63 });
+    expect(slower.rowsPerRequestNeeded).toBeCloseTo(rate * 63, 6);
+    expect(slower.maxRate).toBeCloseTo(UNIFORM_ROWS_PER_REQUEST / 63, 6);
+  });
 });
 
 describe('anonymizer capacity', () => {
@@ -91,7 +102,9 @@ describe('anonymizer capacity', () => {
       expect(result.stdout).toMatch(new RegExp(`^${table}\\s`, 'm'));
     }
     expect(result.stdout).toMatch(/^http_log\s+7d\s+8d\s+200\/s\s+138,240,000\s/m);
-    expect(result.stdout).toContain(`Proxy: 12,000 rows a minute; one 1 MiB request carries ${REALISTIC_ROWS_PER_REQUEST.toLocaleString('en-US')} realistic rows → fits`);
+    // The pipeline's default pace: one request per 60 s + 3 s of margin.
+    expect(result.stdout).toContain('Proxy: 12,600 rows per request at one request every 63 s');
+    expect(result.stdout).toContain(`one 1 MiB request carries ${REALISTIC_ROWS_PER_REQUEST.toLocaleString('en-US')} realistic rows → fits`);
   });
 
   it('--json gives the same estimate as the model', () => {
@@ -110,7 +123,22 @@ describe('anonymizer capacity', () => {
   it('says when the rate does not fit through the proxy', () => {
     const result = run(['--rate', '2000/s', '--dataset', 'uniform']);
     expect(result.status).toBe(0);
-    expect(result.stdout).toContain(`does NOT fit: needs ${((2000 * 60) / UNIFORM_ROWS_PER_REQUEST).toFixed(2)} requests a minute`);
+    expect(result.stdout).toContain(`does NOT fit: needs ${((2000 * 63) / UNIFORM_ROWS_PER_REQUEST).toFixed(2)} requests every 63 s`);
+  });
+
+  it('takes the pace from PROXY_MIN_INTERVAL_MS and PROXY_MARGIN_MS, as run does', () => {
+    // 760/s fits one request a minute (45,600 rows) but not one per 63 s (47,880 rows).
+    const flags = run(['--rate', '760/s', '--dataset', 'uniform', '--proxy-margin-ms', '0']);
+    expect(flags.status, flags.stderr).toBe(0);
+    expect(flags.stdout).toContain('fits: 98% of one request every 60 s');
+    const env = spawnSync(process.execPath, [BIN, 'capacity', '--rate', '760/s', '--dataset', 'uniform'], {
+      encoding: 'utf8', env: { ...process.env, PROXY_MIN_INTERVAL_MS: '30000', PROXY_MARGIN_MS: '1500' },
+    });
+    expect(env.stdout).toContain('fits: 51% of one request every 31.5 s');
+    expect(run(['--rate', '760/s', '--dataset', 'uniform']).stdout).toContain('does NOT fit: needs 1.02 requests every 63 s');
+    const bad = run(['--rate', '1', '--proxy-margin-ms', 'x']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toBe('anonymizer: PROXY_MARGIN_MS must be milliseconds, an integer from 0 to 600000 (got "x")');
   });
 
   it.each([
