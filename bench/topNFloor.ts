@@ -14,6 +14,8 @@
  *   the form every exact query over the totals must take, which both schemas run;
  * - `top10 of sum()` (in order): the same with `optimize_aggregation_in_order = 1`.
  * A day of the 10M and 100M uniform runs holds 1.43M and 14.3M distinct resources.
+ * It first times `SELECT 1` on a table-less session: the fixed cost of any query here
+ * (parsing, planning, the TSV result), under which no query can go.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,6 +50,13 @@ const p50 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(x
 
 try {
   console.log(`ClickHouse ${q('SELECT version()').trim()} (chdb), ${runs} runs each, p50 in ms\n`);
+  const fixed: number[] = [];
+  for (let run = 0; run < Math.max(runs, 100); run++) {
+    const t0 = performance.now();
+    q('SELECT 1');
+    fixed.push(performance.now() - t0);
+  }
+  console.log(`SELECT 1 (the fixed cost of one query): ${p50(fixed).toFixed(2)} ms\n`);
   console.log(`| distinct keys | ${FORMS.map(([name]) => name).join(' | ')} |`);
   console.log(`|---|${FORMS.map(() => '---:').join('|')}|`);
   for (const keys of keyCounts) {
