@@ -73,13 +73,27 @@ export const VARIABLES = [
 
 const FILTERS = VARIABLES.map((v) => `$__conditionalAll(${v.column} IN (\${${v.name}:singlequote}), $${v.name})`);
 
-/** The WHERE clause of one branch: its tier is the chosen one, the range rounded out to whole buckets, every variable. */
-function where(tier: Tier): string {
-  return [
-    `${TIER_EXPRESSION} = '${tier.name}'`,
-    `${tier.bucket} BETWEEN ${tier.startOf}(($__fromTime)) AND ($__toTime)`,
-    ...FILTERS,
-  ].join('\n      AND ');
+/**
+ * The whole hours inside a range as the minute table sees it (minute buckets from
+ * toStartOfMinute($__fromTime) to $__toTime): [WHOLE_HOURS_FROM, WHOLE_HOURS_TO). Empty,
+ * or reversed, when the range holds no whole hour.
+ */
+export const WHOLE_HOURS_FROM = 'toStartOfHour(toStartOfMinute(($__fromTime)) + INTERVAL 59 MINUTE)';
+export const WHOLE_HOURS_TO = 'toStartOfHour(toStartOfMinute(($__toTime)) + INTERVAL 1 MINUTE)';
+
+/** Which rows of a table one branch reads: the range rounded out to whole buckets, or a part of it. */
+type BranchRange = 'rounded out' | 'minutes outside whole hours' | 'whole hours';
+
+/** The WHERE clause of one branch: its tier is the chosen one, its part of the range, every variable. */
+function where(tier: Tier, table: Tier, range: BranchRange = 'rounded out'): string {
+  const rows = {
+    'rounded out': `${table.bucket} BETWEEN ${table.startOf}(($__fromTime)) AND ($__toTime)`,
+    // A row of the minute table inside a whole hour is read from the hour table instead.
+    'minutes outside whole hours': `${table.bucket} BETWEEN ${table.startOf}(($__fromTime)) AND ($__toTime)
+      AND (${table.bucket} < ${WHOLE_HOURS_FROM} OR ${table.bucket} >= ${WHOLE_HOURS_TO})`,
+    'whole hours': `${table.bucket} >= ${WHOLE_HOURS_FROM} AND ${table.bucket} < ${WHOLE_HOURS_TO}`,
+  }[range];
+  return [`${TIER_EXPRESSION} = '${tier.name}'`, rows, ...FILTERS].join('\n      AND ');
 }
 
 /** Points no finer than Grafana's interval for the panel, and never finer than the table's bucket. */
@@ -93,11 +107,32 @@ function timeBucket(tier: Tier): string {
  * table itself, so ClickHouse can answer it from the table's aggregate projections.
  */
 function branches(select: (tier: Tier) => { columns: string; tail: string }): string {
-  return TIERS.map((tier) => {
-    const { columns, tail } = select(tier);
-    return `    SELECT ${columns}\n    FROM ${tier.table}\n    WHERE ${where(tier)}${tail ? `\n    ${tail}` : ''}`;
-  }).join('\n    UNION ALL\n');
+  return TIERS.map((tier) => branch(select(tier), tier, tier)).join('\n    UNION ALL\n');
 }
+
+function branch({ columns, tail }: { columns: string; tail: string }, tier: Tier, table: Tier, range?: BranchRange): string {
+  return `    SELECT ${columns}\n    FROM ${table.table}\n    WHERE ${where(tier, table, range)}${tail ? `\n    ${tail}` : ''}`;
+}
+
+/**
+ * For panels that reduce the whole range to one row per key (totals, tables, top-N):
+ * the same three tiers, but the minute tier reads its whole hours from the hour table and
+ * only the minutes around them from the minute table. Same answer, exact to the minute,
+ * and a 24 h panel reads 24 hour buckets per key instead of 1,440 minute buckets.
+ * Time series keep the minute table: their points can be finer than an hour.
+ */
+function wholeRangeBranches(select: { columns: string; tail: string }): string {
+  const [minute, hour, day] = TIERS as [Tier, Tier, Tier];
+  return [
+    branch(select, minute, minute, 'minutes outside whole hours'),
+    branch(select, minute, hour, 'whole hours'),
+    branch(select, hour, hour),
+    branch(select, day, day),
+  ].join('\n    UNION ALL\n');
+}
+
+/** The panels whose SQL uses wholeRangeBranches. */
+export const WHOLE_RANGE_QUERIES = ['totals', 'statusCache', 'topResources', 'topAddresses'] as const;
 
 const HIT = `cache_status = 'HIT'`;
 
@@ -113,7 +148,7 @@ ORDER BY time`,
   // ClickHouse from answering from a projection; grouping by `hit` does not.
   totals: `SELECT sum(n) AS requests, sum(b) AS bytes, sumIf(n, hit) / sum(n) AS hit_ratio FROM
 (
-${branches(() => ({ columns: `${HIT} AS hit, sum(requests) AS n, sum(bytes_sent) AS b`, tail: 'GROUP BY hit' }))}
+${wholeRangeBranches({ columns: `${HIT} AS hit, sum(requests) AS n, sum(bytes_sent) AS b`, tail: 'GROUP BY hit' })}
 )`,
 
   byStatus: `SELECT time, status, requests FROM
@@ -135,26 +170,30 @@ ${branches((t) => ({ columns: `${timeBucket(t)} AS time, ${HIT} AS hit, sum(requ
 GROUP BY time
 ORDER BY time`,
 
-  statusCache: `SELECT status, cache, requests, bytes FROM
+  // Summed outside the branches: for a range under 24 h two of them (minutes, whole hours) hold parts of it.
+  statusCache: `SELECT status, cache, sum(r) AS requests, sum(b) AS bytes FROM
 (
-${branches(() => ({ columns: `response_status AS status, if(cache_status = '', '(none)', toString(cache_status)) AS cache, sum(requests) AS requests, sum(bytes_sent) AS bytes`, tail: 'GROUP BY status, cache' }))}
+${wholeRangeBranches({ columns: `response_status AS status, if(cache_status = '', '(none)', toString(cache_status)) AS cache, sum(requests) AS r, sum(bytes_sent) AS b`, tail: 'GROUP BY status, cache' })}
 )
+GROUP BY status, cache
 ORDER BY status, cache`,
 
   // resource_id is a UInt64: as text, so that ids above 2^53 survive JavaScript numbers.
   topResources: `SELECT resource, sum(n) AS requests, sum(b) AS bytes, sumIf(n, hit) / sum(n) AS hit_ratio FROM
 (
-${branches(() => ({ columns: `toString(resource_id) AS resource, ${HIT} AS hit, sum(requests) AS n, sum(bytes_sent) AS b`, tail: 'GROUP BY resource_id, hit' }))}
+${wholeRangeBranches({ columns: `toString(resource_id) AS resource, ${HIT} AS hit, sum(requests) AS n, sum(bytes_sent) AS b`, tail: 'GROUP BY resource_id, hit' })}
 )
 GROUP BY resource
 ORDER BY bytes DESC, resource
 LIMIT 20`,
 
   // No hit ratio here: only the by_addr projection (bucket, address) makes this cheap, and it has no cache status.
-  topAddresses: `SELECT network, requests, bytes FROM
+  // Summed outside the branches: for a range under 24 h two of them (minutes, whole hours) hold parts of it.
+  topAddresses: `SELECT network, sum(r) AS requests, sum(b) AS bytes FROM
 (
-${branches(() => ({ columns: 'remote_addr AS network, sum(requests) AS requests, sum(bytes_sent) AS bytes', tail: 'GROUP BY remote_addr\n    ORDER BY bytes DESC, remote_addr\n    LIMIT 20' }))}
+${wholeRangeBranches({ columns: 'remote_addr AS network, sum(requests) AS r, sum(bytes_sent) AS b', tail: 'GROUP BY remote_addr' })}
 )
+GROUP BY network
 ORDER BY bytes DESC, network
 LIMIT 20`,
 } as const;
