@@ -115,6 +115,18 @@ export const QUERIES: readonly QuerySpec[] = [
     ours: (r, k) => `SELECT hour, sum(requests), sum(bytes_sent) FROM http_log_totals_1h WHERE ${fourDims(k)} AND ${within('hour', r.end - DAY, r.end)} GROUP BY hour ORDER BY hour`,
     prior: (r, k) => `SELECT toStartOfHour(minute) AS hour, sum(requests), sum(bytes_sent) FROM http_log_totals WHERE ${fourDims(k)} AND ${within('minute', r.end - DAY, r.end)} GROUP BY hour ORDER BY hour`,
   },
+  // The dashboard's time series over 24 h read the minute table (their points can be finer
+  // than an hour: docs/schema.md), so these two are the per-minute forms of the two above.
+  {
+    id: 'resource_by_status_1d_1m', title: 'one resource per minute by status, last 24 h',
+    ours: (r, k) => `SELECT minute, response_status, sum(requests), sum(bytes_sent) FROM http_log_totals_1m WHERE resource_id = ${k.resourceId} AND ${within('minute', r.end - DAY, r.end)} GROUP BY minute, response_status ORDER BY minute, response_status`,
+    prior: (r, k) => `SELECT minute, response_status, sum(requests), sum(bytes_sent) FROM http_log_totals WHERE resource_id = ${k.resourceId} AND ${within('minute', r.end - DAY, r.end)} GROUP BY minute, response_status ORDER BY minute, response_status`,
+  },
+  {
+    id: 'four_dims_1d_1m', title: 'all four dimensions filtered, per minute, last 24 h',
+    ours: (r, k) => `SELECT minute, sum(requests), sum(bytes_sent) FROM http_log_totals_1m WHERE ${fourDims(k)} AND ${within('minute', r.end - DAY, r.end)} GROUP BY minute ORDER BY minute`,
+    prior: (r, k) => `SELECT minute, sum(requests), sum(bytes_sent) FROM http_log_totals WHERE ${fourDims(k)} AND ${within('minute', r.end - DAY, r.end)} GROUP BY minute ORDER BY minute`,
+  },
 ];
 
 export interface Timing { p50: number; p95: number; runs: number[] }
@@ -139,7 +151,7 @@ function usageError(message: string): never {
 
 type MergeMode = 'final' | 'background';
 
-function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: number; out: string; data: string; merge: MergeMode; render?: string } {
+function parseOptions(): { sizes: number[]; datasets: DatasetName[]; queries: readonly QuerySpec[]; runs: number; out: string; data: string; merge: MergeMode; render?: string } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -147,6 +159,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
         sizes: { type: 'string', default: '1e6,1e7,1e8' },
         datasets: { type: 'string', default: DATASET_NAMES.join(',') },
         runs: { type: 'string', default: '10' },
+        queries: { type: 'string', default: QUERIES.map((spec) => spec.id).join(',') },
         out: { type: 'string', default: join(REPO, 'var', 'bench-queries') },
         data: { type: 'string', default: '/tmp/bench-queries-chdb' },
         merge: { type: 'string', default: 'final' },
@@ -158,7 +171,7 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
     usageError((error as Error).message);
   }
   if (values.help) {
-    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--runs 10] [--out var/bench-queries] [--data /tmp/bench-queries-chdb] [--merge final|background]
+    process.stdout.write(`Usage: npm run bench:queries -- [--sizes 1e6,1e7,1e8] [--datasets uniform,realistic] [--queries id,…] [--runs 10] [--out var/bench-queries] [--data /tmp/bench-queries-chdb] [--merge final|background]
        npm run bench:queries -- --render a.json,b.json [--out dir]   (tables and chart of earlier runs' queries.json, together)\n`);
     process.exit(0);
   }
@@ -172,19 +185,27 @@ function parseOptions(): { sizes: number[]; datasets: DatasetName[]; runs: numbe
     if (!DATASET_NAMES.includes(name)) usageError(`--datasets must be among ${DATASET_NAMES.join(', ')} (got "${values.datasets}")`);
     return name;
   });
+  const queries = values.queries.split(',').map((id) => {
+    const spec = QUERIES.find((q) => q.id === id.trim());
+    if (!spec) usageError(`--queries must be among ${QUERIES.map((q) => q.id).join(', ')} (got "${id.trim()}")`);
+    return spec;
+  });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 1000) usageError(`--runs must be an integer from 1 to 1000 (got "${values.runs}")`);
   if (values.merge !== 'final' && values.merge !== 'background') usageError(`--merge must be final or background (got "${values.merge}")`);
-  return { sizes, datasets, runs, out: values.out, data: values.data, merge: values.merge, ...(values.render ? { render: values.render } : {}) };
+  return { sizes, datasets, queries, runs, out: values.out, data: values.data, merge: values.merge, ...(values.render ? { render: values.render } : {}) };
 }
 
 const tty = process.stderr.isTTY;
 let lastLine = '';
+let lastPrinted = 0;
+/** On a TTY a live line; in a log, a line when the phase changes and at most every 30 s within it. */
 function progress(line: string, final = false): void {
   if (tty) {
     process.stderr.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
-  } else if (final || line.split(':')[0] !== lastLine.split(':')[0]) {
+  } else if (final || line.split(':')[0] !== lastLine.split(':')[0] || (line !== lastLine && performance.now() - lastPrinted >= 30_000)) {
     process.stderr.write(`${line}\n`);
+    lastPrinted = performance.now();
   }
   lastLine = line;
 }
@@ -297,8 +318,8 @@ async function main(): Promise<void> {
         }
 
         const keys = pickKeys(dataset, q, end);
-        for (const [i, spec] of QUERIES.entries()) {
-          progress(`queries ${label}: ${i + 1}/${QUERIES.length} ${spec.title}`);
+        for (const [i, spec] of options.queries.entries()) {
+          progress(`queries ${label}: ${i + 1}/${options.queries.length} ${spec.title}`);
           const oursSql = spec.ours({ end }, keys);
           const priorSql = spec.prior({ end }, keys);
           q('USE ours');
