@@ -99,21 +99,27 @@ export function describeSetting(setting: SettingName): string {
 }
 
 /**
+ * Reads one setting from `flags` (commander's option values) or else `env`, for a command
+ * that needs only a few. Throws `ConfigError` when it is malformed.
+ */
+export function readSetting<N extends SettingName>(setting: N, env: NodeJS.ProcessEnv, flags: Readonly<Record<string, unknown>> = {}): Parsed<N> {
+  const spec = SETTINGS[setting];
+  const flag = flags[optionKey(setting)];
+  const raw = typeof flag === 'string' ? flag : (env[setting] ?? spec.default);
+  const result = spec.schema.safeParse(raw);
+  if (!result.success) {
+    const shown = setting === 'CLICKHOUSE_PASSWORD' ? '' : ` (got ${JSON.stringify(raw)})`;
+    throw new ConfigError(setting, `${setting} must be ${spec.form}${shown}`);
+  }
+  return result.data as Parsed<N>;
+}
+
+/**
  * Reads every setting from `flags` (commander's option values) or else `env`.
  * Throws `ConfigError` for the first bad one.
  */
 export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string, unknown>> = {}): AppConfig {
-  const read = <N extends SettingName>(setting: N): Parsed<N> => {
-    const spec = SETTINGS[setting];
-    const flag = flags[optionKey(setting)];
-    const raw = typeof flag === 'string' ? flag : (env[setting] ?? spec.default);
-    const result = spec.schema.safeParse(raw);
-    if (!result.success) {
-      const shown = setting === 'CLICKHOUSE_PASSWORD' ? '' : ` (got ${JSON.stringify(raw)})`;
-      throw new ConfigError(setting, `${setting} must be ${spec.form}${shown}`);
-    }
-    return result.data as Parsed<N>;
-  };
+  const read = <N extends SettingName>(setting: N): Parsed<N> => readSetting(setting, env, flags);
   const insertCodec = read('INSERT_CODEC');
   const levelText = typeof flags[optionKey('INSERT_LEVEL')] === 'string' ? (flags[optionKey('INSERT_LEVEL')] as string) : (env.INSERT_LEVEL ?? '');
   let insertLevel = DEFAULT_LEVEL[insertCodec];

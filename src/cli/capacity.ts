@@ -10,7 +10,8 @@ import {
   DATASETS, DEFAULT_RETENTION_SECONDS, estimate, parseRate, parseRetention,
 } from '../capacity/model.ts';
 import type { CapacityEstimate, Dataset, TableName } from '../capacity/model.ts';
-import { configFrom, withSettings } from './settings.ts';
+import { readSetting } from '../config.ts';
+import { withSettings } from './settings.ts';
 
 interface CapacityOptions {
   rate: string;
@@ -86,8 +87,13 @@ Examples:
       http_log_totals_1d: pick('--retention-1d', options.retention1d, 'http_log_totals_1d'),
     };
     const dataset = options.dataset as Dataset;
-    const config = configFrom(command);
-    const requestIntervalSeconds = (config.proxyMinIntervalMs + config.proxyMarginMs) / 1000;
+    // Only the two pacing settings: capacity connects to nothing, so no other setting matters here.
+    const flags = command.opts();
+    const intervalMs = readSetting('PROXY_MIN_INTERVAL_MS', process.env, flags) + readSetting('PROXY_MARGIN_MS', process.env, flags);
+    if (intervalMs <= 0) {
+      throw new ConfigError('PROXY_MIN_INTERVAL_MS', 'PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS is 0: the pipeline would not pace its requests, so there is no proxy to check against');
+    }
+    const requestIntervalSeconds = intervalMs / 1000;
     const result = estimate({ rate: perSecond, dataset, retention: retentions, requestIntervalSeconds });
     process.stdout.write(options.json ? `${JSON.stringify({ rate: perSecond, dataset, ...result }, null, 2)}\n` : render(perSecond, dataset, result));
   });

@@ -11,7 +11,15 @@ import {
 import type { TableName } from '../../src/capacity/model.ts';
 import { BIN } from '../support/e2eStack.ts';
 
-const run = (args: string[]) => spawnSync(process.execPath, [BIN, 'capacity', ...args], { encoding: 'utf8' });
+/** The developer's shell may set the pacing settings; the expectations below assume the defaults. */
+const cleanEnv = (): NodeJS.ProcessEnv => {
+  const env = { ...process.env };
+  delete env.PROXY_MIN_INTERVAL_MS;
+  delete env.PROXY_MARGIN_MS;
+  return env;
+};
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, [BIN, 'capacity', ...args], { encoding: 'utf8', env: { ...cleanEnv(), ...env } });
 const DAY = 86_400;
 
 describe('capacity model', () => {
@@ -131,14 +139,17 @@ describe('anonymizer capacity', () => {
     const flags = run(['--rate', '760/s', '--dataset', 'uniform', '--proxy-margin-ms', '0']);
     expect(flags.status, flags.stderr).toBe(0);
     expect(flags.stdout).toContain('fits: 98% of one request every 60 s');
-    const env = spawnSync(process.execPath, [BIN, 'capacity', '--rate', '760/s', '--dataset', 'uniform'], {
-      encoding: 'utf8', env: { ...process.env, PROXY_MIN_INTERVAL_MS: '30000', PROXY_MARGIN_MS: '1500' },
-    });
+    const env = run(['--rate', '760/s', '--dataset', 'uniform'], { PROXY_MIN_INTERVAL_MS: '30000', PROXY_MARGIN_MS: '1500' });
     expect(env.stdout).toContain('fits: 51% of one request every 31.5 s');
     expect(run(['--rate', '760/s', '--dataset', 'uniform']).stdout).toContain('does NOT fit: needs 1.02 requests every 63 s');
     const bad = run(['--rate', '1', '--proxy-margin-ms', 'x']);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim()).toBe('anonymizer: PROXY_MARGIN_MS must be milliseconds, an integer from 0 to 600000 (got "x")');
+    const unpaced = run(['--rate', '1', '--proxy-min-interval-ms', '0', '--proxy-margin-ms', '0']);
+    expect(unpaced.status).toBe(2);
+    expect(unpaced.stderr).toContain('PROXY_MIN_INTERVAL_MS + PROXY_MARGIN_MS is 0');
+    // Settings capacity does not use cannot make it fail.
+    expect(run(['--rate', '1'], { CLICKHOUSE_URL: 'not a url', KAFKA_BROKERS: '' }).status).toBe(0);
   });
 
   it.each([

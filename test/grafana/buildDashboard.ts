@@ -5,9 +5,11 @@
  *   node test/grafana/buildDashboard.ts             print it
  *
  * Why a generator: every ClickHouse panel reads one of three rollup tables, chosen by the
- * selected range, through a UNION ALL of three branches that differ only in table, bucket
- * column and bucket unit. Written by hand that is the same filter four times in three
- * branches of nine panels; generated, the branches cannot drift apart. The JSON stays the
+ * selected range, through a UNION ALL of branches that differ only in table, bucket
+ * column, bucket unit and the part of the range they read (three branches; four for the
+ * whole-range panels, whose minute tier also reads whole hours from the hour table).
+ * Written by hand that is the same filter four times in each branch of eight panels;
+ * generated, the branches cannot drift apart. The JSON stays the
  * source Grafana loads; test/grafana/dashboard.test.ts checks that it equals this output and
  * runs every query it holds.
  *
@@ -102,7 +104,7 @@ function timeBucket(tier: Tier): string {
 }
 
 /**
- * The three branches around one per-branch SELECT. `select(tier)` returns the select list
+ * One branch per tier around one per-branch SELECT. `select(tier)` returns the select list
  * and the rest after WHERE (GROUP BY …). Aggregation stays inside each branch, on the
  * table itself, so ClickHouse can answer it from the table's aggregate projections.
  */

@@ -23,7 +23,7 @@ import { splitStatements } from '../../src/cli/migrate.ts';
 import { createPipelineMetrics } from '../../src/streams/pipelineMetrics.ts';
 import { generateRows, seededRandom, toTsv } from '../schema/data.ts';
 import type { Row } from '../schema/data.ts';
-import { CLICKHOUSE, DASHBOARD_FILE, PROMETHEUS, QUERIES, TIERS, VARIABLE_QUERIES, VARIABLES, WHOLE_RANGE_QUERIES, dashboardJson } from './buildDashboard.ts';
+import { CLICKHOUSE, DASHBOARD_FILE, PROMETHEUS, QUERIES, TIERS, VARIABLE_QUERIES, VARIABLES, WHOLE_HOURS_FROM, WHOLE_HOURS_TO, WHOLE_RANGE_QUERIES, dashboardJson } from './buildDashboard.ts';
 import type { QueryKey, Tier } from './buildDashboard.ts';
 import { expandQuery } from './grafanaExpand.ts';
 import type { VariableState } from './grafanaExpand.ts';
@@ -57,7 +57,10 @@ function queryKeyOf(sql: string): QueryKey | undefined {
 
 const NOW = Math.floor(Date.now() / 1000);
 const OLD = NOW - 35 * DAY; // older than the minute table's 30-day window
-const PAST_END = Math.floor((NOW - 3 * HOUR) / HOUR) * HOUR + 17 * 60 + 20; // 17 min 20 s past an hour
+// Past ends that hold rows after them, fixed relative to the hour (of UTC; on the server's
+// hours too wherever its time zone's offset is a whole number of hours, as here).
+const PAST_HOUR = Math.floor((NOW - 3 * HOUR) / HOUR) * HOUR;
+const PAST_END = PAST_HOUR + 17 * 60 + 20; // 17 min 20 s past an hour
 
 /** Older rows fall on a few days only: each day is a partition, and parts cost insert time. */
 const OLDER_DAYS = [3, 6, 12, 25, 38];
@@ -85,7 +88,7 @@ function seedRows(): Row[] {
 // ---------------------------------------------------------------------------------------
 // Cases
 
-interface RangeCase { name: string; from: number; to: number; intervalS: number; tier: Tier['name'] }
+interface RangeCase { name: string; from: number; to: number; intervalS: number; tier: Tier['name']; wholeHours?: boolean }
 /** Intervals are what Grafana gives a ~1000 px panel with `interval: 1m`, plus one coarse case. */
 const RANGES: RangeCase[] = [
   { name: 'last 1 h', from: NOW - HOUR, to: NOW, intervalS: 60, tier: '1m' },
@@ -93,7 +96,11 @@ const RANGES: RangeCase[] = [
   { name: 'last 24 h, 2 h points', from: NOW - DAY, to: NOW, intervalS: 7_200, tier: '1m' },
   // Both ends inside an hour, with rows after the end: the whole-range panels' split into
   // whole hours (hour table) and the minutes around them (minute table) must not overreach.
-  { name: '6 h ending 3 h ago, mid-hour', from: PAST_END - 6 * HOUR, to: PAST_END, intervalS: 60, tier: '1m' },
+  { name: '6 h ending 3 h ago, mid-hour', from: PAST_END - 6 * HOUR, to: PAST_END, intervalS: 60, tier: '1m', wholeHours: true },
+  // Inside one hour: no whole hour, the minute table alone.
+  { name: '15 min, mid-hour', from: PAST_END - 15 * 60, to: PAST_END, intervalS: 60, tier: '1m', wholeHours: false },
+  // Whole hours only, ending on an hour (the end minute itself is still a minute bucket).
+  { name: '2 h, on the hour', from: PAST_HOUR - 2 * HOUR, to: PAST_HOUR, intervalS: 60, tier: '1m', wholeHours: true },
   { name: 'last 7 d', from: NOW - 7 * DAY, to: NOW, intervalS: 600, tier: '1h' },
   { name: 'last 30 d', from: NOW - 30 * DAY, to: NOW, intervalS: 1_800, tier: '1h' },
   { name: 'last 40 d', from: NOW - 40 * DAY, to: NOW, intervalS: 3_600, tier: '1d' },
@@ -119,16 +126,14 @@ const isWholeRange = (key: QueryKey | undefined): boolean => (WHOLE_RANGE_QUERIE
 
 /**
  * The tables a panel reads for a range. A whole-range panel in the minute tier reads the
- * whole hours inside the range from the hour table, the minutes around them from the
- * minute table (the server runs in UTC here, so hours are UTC hours).
+ * whole hours inside the range (if any: `hasWholeHours`, asked of the server, whose time
+ * zone decides where hours start) from the hour table, the minutes around them from the
+ * minute table.
  */
-function tablesRead(key: QueryKey, range: RangeCase): string[] {
+function tablesRead(key: QueryKey, range: RangeCase, hasWholeHours: boolean): string[] {
   const tier = tierOf(range.tier);
   if (!isWholeRange(key) || tier.name !== '1m') return [tier.table];
-  const firstMinute = Math.floor(range.from / 60) * 60;
-  const wholeHoursFrom = Math.ceil(firstMinute / HOUR) * HOUR;
-  const wholeHoursTo = Math.floor((Math.floor(range.to / 60) * 60 + 60) / HOUR) * HOUR;
-  return wholeHoursTo > wholeHoursFrom ? [tier.table, tierOf('1h').table] : [tier.table];
+  return hasWholeHours ? [tier.table, tierOf('1h').table] : [tier.table];
 }
 
 function rawReference(key: QueryKey, range: RangeCase, selected: Selection): string {
@@ -244,6 +249,9 @@ describe('Grafana dashboard', () => {
     let queries = 0;
     let resultRows = 0;
     for (const range of RANGES) {
+      const wholeHours = expandQuery(`SELECT ${WHOLE_HOURS_TO} > ${WHOLE_HOURS_FROM}`, { range: { from: range.from * 1000, to: range.to * 1000 }, intervalMs: 60_000, variables: [] });
+      const hasWholeHours = (await post(wholeHours)).trim() === '1';
+      if (range.wholeHours !== undefined) expect(hasWholeHours, `${range.name}: whole hours inside`).toBe(range.wholeHours);
       for (const { name, selected } of SELECTIONS) {
         for (const panel of clickhousePanels) {
           const rawSql = panel.targets?.[0]?.rawSql as string;
@@ -258,7 +266,7 @@ describe('Grafana dashboard', () => {
           expect(got, `${where}: differs from the raw table`).toBe(await post(rawReference(key, range, selected)));
 
           // Only the tables the range calls for are read; the other branches read no part.
-          const expectedTables = tablesRead(key, range);
+          const expectedTables = tablesRead(key, range, hasWholeHours);
           const estimate = (await post(`EXPLAIN ESTIMATE ${sql}`)).trim().split('\n').map((l) => l.split('\t'));
           for (const [, table, parts, rows] of estimate) {
             if (expectedTables.includes(table as string)) expect(Number(rows), `${where}: ${table} rows`).toBeGreaterThan(0);
