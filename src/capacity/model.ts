@@ -75,16 +75,16 @@ export const SECONDS_PER_REQUEST = 60;
  *   (100M rows over 7 days, 165 rows/s: the reference producer's density; after the
  *   background merges went quiet, the minute table within 0.01% of the prior art's row
  *   count, so nearly fully folded);
- * - uniform: measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`
- *   on the 10M-row load, after OPTIMIZE FINAL (16.5 rows/s; 100M uniform rows were not run).
+ * - uniform: measured by `npm run bench:queries -- --sizes 1e8 --datasets uniform --merge background`
+ *   (the same density; every row is its own key, so nothing is left to fold).
  * Both are in the "Disk" table of docs/query-performance.md.
  */
 export const BYTES_PER_ROW: Readonly<Record<Dataset, Readonly<Record<TableName, number>>>> = {
   uniform: {
-    http_log: 27.02,
-    http_log_totals_1m: 56.73,
-    http_log_totals_1h: 52.27,
-    http_log_totals_1d: 48.69,
+    http_log: 26.3,
+    http_log_totals_1m: 54.56,
+    http_log_totals_1h: 49.96,
+    http_log_totals_1d: 44.47,
   },
   realistic: {
     http_log: 20.85,
@@ -99,12 +99,12 @@ export const BYTES_PER_ROW: Readonly<Record<Dataset, Readonly<Record<TableName, 
  * as [n, keys] points: a bucket that receives n rows keeps this many totals rows. The mean
  * over 100 windows of n rows (10 for n = 1M, 1 above).
  * - n ≤ 1e7: measured by `npm run bench:queries -- --sizes 1e6,1e7 --datasets uniform,realistic`;
- * - realistic n = 1e8: measured by `npm run bench:queries -- --sizes 1e8 --datasets realistic --merge background`.
+ * - n = 1e8: measured by `npm run bench:queries -- --sizes 1e8 --datasets <dataset> --merge background`.
  * See "Distinct totals keys" in docs/query-performance.md.
  */
 export const DISTINCT_KEYS: Readonly<Record<Dataset, ReadonlyArray<readonly [number, number]>>> = {
   uniform: [
-    [10, 10], [100, 100], [1e3, 1e3], [1e4, 1e4], [1e5, 1e5], [1e6, 1e6], [1e7, 1e7],
+    [10, 10], [100, 100], [1e3, 1e3], [1e4, 1e4], [1e5, 1e5], [1e6, 1e6], [1e7, 1e7], [1e8, 1e8],
   ],
   realistic: [
     [10, 9.98], [100, 98.31], [1e3, 927.36], [1e4, 8_155.03], [1e5, 65_180.83], [1e6, 458_646.5], [1e7, 2_816_455],
