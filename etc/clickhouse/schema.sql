@@ -38,17 +38,18 @@ SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1;
 -- so a key can appear in several rows until then: queries always sum().
 -- The projections are smaller pre-aggregated or re-sorted forms; ClickHouse answers a
 -- query from the one that reads the fewest marks, automatically. `rebuild` keeps them
--- exact when merges fold rows.
+-- exact when merges fold rows. The table's own sort key starts with the address and the
+-- resource: every query without an address filter is answered by a projection, and one
+-- with it finds its rows as one contiguous range (docs/schema.md).
 CREATE TABLE IF NOT EXISTS http_log_totals_1m
 (
-    minute          DateTime               CODEC(DoubleDelta, ZSTD(1)),
+    minute          DateTime               CODEC(T64, ZSTD(1)),
     resource_id     UInt64                 CODEC(ZSTD(1)),
     response_status UInt16                 CODEC(ZSTD(1)),
     cache_status    LowCardinality(String) CODEC(ZSTD(1)),
     remote_addr     String                 CODEC(ZSTD(1)),
     requests        UInt64                 CODEC(T64, ZSTD(1)),
     bytes_sent      UInt64                 CODEC(T64, ZSTD(1)),
-    INDEX remote_addr_bf remote_addr TYPE bloom_filter(0.01) GRANULARITY 1,
     PROJECTION by_time (SELECT minute, sum(requests), sum(bytes_sent) GROUP BY minute),
     PROJECTION by_status (SELECT minute, response_status, cache_status, sum(requests), sum(bytes_sent)
                           GROUP BY minute, response_status, cache_status),
@@ -60,7 +61,7 @@ CREATE TABLE IF NOT EXISTS http_log_totals_1m
 )
 ENGINE = SummingMergeTree((requests, bytes_sent))
 PARTITION BY toYYYYMMDD(minute)
-ORDER BY (minute, resource_id, response_status, cache_status, remote_addr)
+ORDER BY (remote_addr, resource_id, minute, response_status, cache_status)
 TTL minute + INTERVAL 30 DAY
 SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1,
          deduplicate_merge_projection_mode = 'rebuild';
@@ -81,14 +82,13 @@ GROUP BY minute, resource_id, response_status, cache_status, remote_addr;
 -- (not from the minute table): each view sees exactly the deduplicated insert block.
 CREATE TABLE IF NOT EXISTS http_log_totals_1h
 (
-    hour            DateTime               CODEC(DoubleDelta, ZSTD(1)),
+    hour            DateTime               CODEC(T64, ZSTD(1)),
     resource_id     UInt64                 CODEC(ZSTD(1)),
     response_status UInt16                 CODEC(ZSTD(1)),
     cache_status    LowCardinality(String) CODEC(ZSTD(1)),
     remote_addr     String                 CODEC(ZSTD(1)),
     requests        UInt64                 CODEC(T64, ZSTD(1)),
     bytes_sent      UInt64                 CODEC(T64, ZSTD(1)),
-    INDEX remote_addr_bf remote_addr TYPE bloom_filter(0.01) GRANULARITY 1,
     PROJECTION by_time (SELECT hour, sum(requests), sum(bytes_sent) GROUP BY hour),
     PROJECTION by_status (SELECT hour, response_status, cache_status, sum(requests), sum(bytes_sent)
                           GROUP BY hour, response_status, cache_status),
@@ -100,7 +100,7 @@ CREATE TABLE IF NOT EXISTS http_log_totals_1h
 )
 ENGINE = SummingMergeTree((requests, bytes_sent))
 PARTITION BY toYYYYMM(hour)
-ORDER BY (hour, resource_id, response_status, cache_status, remote_addr)
+ORDER BY (remote_addr, resource_id, hour, response_status, cache_status)
 TTL hour + INTERVAL 400 DAY
 SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1,
          deduplicate_merge_projection_mode = 'rebuild';
@@ -120,14 +120,13 @@ GROUP BY hour, resource_id, response_status, cache_status, remote_addr;
 -- Daily totals, the same shape, for long ranges. Days are the server's time zone's days.
 CREATE TABLE IF NOT EXISTS http_log_totals_1d
 (
-    day             DateTime               CODEC(DoubleDelta, ZSTD(1)),
+    day             DateTime               CODEC(T64, ZSTD(1)),
     resource_id     UInt64                 CODEC(ZSTD(1)),
     response_status UInt16                 CODEC(ZSTD(1)),
     cache_status    LowCardinality(String) CODEC(ZSTD(1)),
     remote_addr     String                 CODEC(ZSTD(1)),
     requests        UInt64                 CODEC(T64, ZSTD(1)),
     bytes_sent      UInt64                 CODEC(T64, ZSTD(1)),
-    INDEX remote_addr_bf remote_addr TYPE bloom_filter(0.01) GRANULARITY 1,
     PROJECTION by_time (SELECT day, sum(requests), sum(bytes_sent) GROUP BY day),
     PROJECTION by_status (SELECT day, response_status, cache_status, sum(requests), sum(bytes_sent)
                           GROUP BY day, response_status, cache_status),
@@ -139,7 +138,7 @@ CREATE TABLE IF NOT EXISTS http_log_totals_1d
 )
 ENGINE = SummingMergeTree((requests, bytes_sent))
 PARTITION BY toYear(day)
-ORDER BY (day, resource_id, response_status, cache_status, remote_addr)
+ORDER BY (remote_addr, resource_id, day, response_status, cache_status)
 TTL day + INTERVAL 1830 DAY
 SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1,
          deduplicate_merge_projection_mode = 'rebuild';

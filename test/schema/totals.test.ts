@@ -236,7 +236,7 @@ describe('schema: totals tables', () => {
         [`SELECT ${bucket}, resource_id, sum(bytes_sent) FROM ${table} WHERE cache_status = 'MISS' GROUP BY ${bucket}, resource_id`, ['by_dims', 'by_resource']],
         [`SELECT response_status, sum(bytes_sent) FROM ${table} WHERE resource_id = 42 GROUP BY response_status`, ['by_resource', 'by_dims']],
         [`SELECT remote_addr, sum(bytes_sent) AS b FROM ${table} WHERE ${bucket} >= now() - INTERVAL 7 DAY GROUP BY remote_addr ORDER BY b DESC LIMIT 10`, ['by_addr']],
-        // All four dimensions: the table itself (its key and the bloom filter on remote_addr).
+        // All four dimensions: the table itself, whose key starts with the address and the resource.
         [`SELECT ${bucket}, sum(requests) FROM ${table} WHERE resource_id = 42 AND response_status = 200 AND cache_status = 'HIT' AND remote_addr = '1.2.3.X' GROUP BY ${bucket}`, [`${DB}.${table}`]],
       ];
       for (const [sql, acceptable] of cases) expect(acceptable, sql).toContain(await readFrom(sql));
