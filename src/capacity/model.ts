@@ -88,9 +88,9 @@ export const BYTES_PER_ROW: Readonly<Record<Dataset, Readonly<Record<TableName, 
   },
   realistic: {
     http_log: 20.85,
-    http_log_totals_1m: 19.61,
-    http_log_totals_1h: 10.34,
-    http_log_totals_1d: 8.6,
+    http_log_totals_1m: 17.81,
+    http_log_totals_1h: 9.1,
+    http_log_totals_1d: 7.26,
   },
 };
 
