@@ -122,6 +122,8 @@ const variableStates = (selected: Selection): VariableState[] =>
 // The same aggregates, from the raw table
 
 const tierOf = (name: Tier['name']): Tier => TIERS.find((t) => t.name === name) as Tier;
+/** Branches of a panel's UNION ALL: one per `FROM` of a totals table. */
+const branchCountOf = (sql: string): number => sql.split('\n    FROM http_log_totals_').length - 1;
 const isWholeRange = (key: QueryKey | undefined): boolean => (WHOLE_RANGE_QUERIES as readonly string[]).includes(key ?? '');
 
 /**
@@ -221,7 +223,7 @@ describe('Grafana dashboard', () => {
       const sql = panel.targets?.[0]?.rawSql ?? '';
       expect(queryKeyOf(sql), `${panel.title}: SQL not from buildDashboard.ts QUERIES`).toBeDefined();
       for (const tier of TIERS) expect(sql, panel.title).toContain(`FROM ${tier.table}\n`);
-      const branchCount = sql.split('\n    FROM http_log_totals_').length - 1;
+      const branchCount = branchCountOf(sql);
       expect(branchCount, panel.title).toBe(isWholeRange(queryKeyOf(sql)) ? TIERS.length + 1 : TIERS.length);
       for (const v of VARIABLES) {
         const filter = `$__conditionalAll(${v.column} IN (\${${v.name}:singlequote}), $${v.name})`;
@@ -280,7 +282,7 @@ describe('Grafana dashboard', () => {
             // Pruned branches show their table (database.table); a branch that reads shows
             // the projection it reads, or its table if it reads no projection.
             const read = [...plan.matchAll(/ReadFromMergeTree \(([^)]+)\)/g)].map((m) => m[1] as string);
-            expect(read.length, `${where}: one read step per branch`).toBe(rawSql.split('\n    FROM http_log_totals_').length - 1);
+            expect(read.length, `${where}: one read step per branch`).toBe(branchCountOf(rawSql));
             expect(read.filter((r) => !r.includes('.')).length, `${where}: a branch read reads its table itself: ${read.join(', ')}`).toBe(expectedTables.length);
           }
           queries++;
