@@ -79,6 +79,19 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
   type Batch = RowBatch<T>;
   return (source) =>
     new Observable<Batch>((subscriber) => {
+      // Every callback (sizeOf, measure, onMeasured) runs inside these handlers: what one
+      // throws must reach subscriber.error, not RxJS's unhandled-error path (a crash that
+      // skips the pipeline's own shutdown).
+      const guarded =
+        <A extends unknown[]>(handler: (...args: A) => void) =>
+        (...args: A): void => {
+          try {
+            handler(...args);
+          } catch (error) {
+            subscriber.error(error);
+          }
+        };
+
       const fit = config.fit;
       let rows: T[] = [];
       let sizes: number[] = [];
@@ -181,12 +194,12 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         const measuredBytes = sizes.slice(0, count).reduce((sum, size) => sum + size, 0);
         let settled = false;
         const subscription = from(fit.measure(rows.slice(0, count))).subscribe({
-          next: (prepared) => {
+          next: guarded((prepared: PreparedBody) => {
             if (settled) return;
             settled = true;
             measuring = undefined;
             onMeasured(count, measuredBytes, prepared);
-          },
+          }),
           error: (error: unknown) => subscriber.error(error),
           complete: () => {
             if (!settled) subscriber.error(new Error('measure completed without a body'));
@@ -324,12 +337,12 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       };
 
       const readySubscription = config.proxyReady$.subscribe({
-        next: onProxyReady,
+        next: guarded(onProxyReady),
         error: (error: unknown) => subscriber.error(error),
       });
 
       const sourceSubscription = source.subscribe({
-        next: (chunk) => {
+        next: guarded((chunk: OffsetChunk<T>) => {
           // After a rebalance the consumer reads again from the committed offsets, and a
           // batch of the old generation will be refused at commit: never let it take rows of
           // the new generation with it.
@@ -357,15 +370,15 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
           });
           mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
           considerMeasuring();
-        },
+        }),
         error: (error: unknown) => subscriber.error(error),
-        complete: () => {
+        complete: guarded(() => {
           // Rows open past one body are fitted into full bodies first; the last one takes
           // the rest (and the encoder splits it, should the estimate have been short).
           ending = true;
           measureAt = undefined;
           finishIfEnding();
-        },
+        }),
       });
 
       return () => {

@@ -1,0 +1,90 @@
+/**
+ * Every operator routes an exception thrown by one of its callbacks to `subscriber.error`,
+ * so it reaches the pipeline's own error path (stop fetching, keep what is durable, exit
+ * with a code) and never RxJS's unhandled-error path, which crashes the process. A table:
+ * one row per operator and callback, each thrown synchronously.
+ */
+import { config as rxjsConfig, of, type Observable } from 'rxjs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { DecodedChunk, OffsetChunk, RowBatch } from '../domain/batch.ts';
+import type { DecodedRecord } from '../domain/httpLogRow.ts';
+import { ProxySlots } from '../domain/proxySlots.ts';
+import { DecodeError } from '../errors.ts';
+import { acknowledgeBatches } from './acknowledgeBatches.ts';
+import { anonymizeAddresses } from './anonymizeAddresses.ts';
+import { commitOffsets } from './commitOffsets.ts';
+import { deadLetter } from './deadLetter.ts';
+import { encodeBatches } from './encodeBatches.ts';
+import { pacedInsert, type InsertOutcome } from './pacedInsert.ts';
+import { persistBatches } from './persistBatches.ts';
+import { publishBatches } from './publishBatches.ts';
+import { sealBatches } from './sealBatches.ts';
+import { row, sealed } from './testing.ts';
+
+const boom = new Error('a callback threw');
+const thrower = (): never => {
+  throw boom;
+};
+
+const record: DecodedRecord = { timestamp: 1_700_000_000, resourceId: 1n, bytesSent: 2n, requestTimeMilli: 3n, responseStatus: 200, cacheStatus: 'HIT', method: 'GET', rawRemoteAddr: 'not an address', url: '/' };
+const decodedChunk: DecodedChunk<DecodedRecord> = { partition: 0, items: [record], itemOffsets: [0], lastOffset: 1, rejected: [{ message: { partition: 0, offset: 1, value: new Uint8Array(1) }, error: new DecodeError('bad') }] };
+const rowChunk: OffsetChunk<ReturnType<typeof row>> = { partition: 0, items: [row('/a'), row('/b')], itemOffsets: [0, 1], lastOffset: 1 };
+const rowBatch: RowBatch = { rows: [row('/a'), row('/b')], offsets: new Map([[0, 1]]), reason: 'size' };
+const stored: InsertOutcome<ReturnType<typeof sealed>> = { batch: sealed('t'), kind: 'stored' };
+const committed = { ...sealed('t', 1, [[0, 1]]), committed: true };
+
+type Case = [string, () => Observable<unknown>];
+const encodeConfig = { encode: () => new Uint8Array(10), compress: async (body: Uint8Array) => body, codec: 'none' as const, maxBodyBytes: 100 };
+const cases: Case[] = [
+  ['sealBatches: sizeOf', () => of(rowChunk).pipe(sealBatches({ proxyReady$: of(), sizeOf: thrower }))],
+  ['sealBatches: fit.measure', () => of(rowChunk).pipe(sealBatches({ proxyReady$: of(), sizeOf: () => 1_000, fit: { limit: 100, measure: thrower } }))],
+  [
+    'sealBatches: fit.onMeasured',
+    () => of(rowChunk).pipe(sealBatches({ proxyReady$: of(), sizeOf: () => 1_000, fit: { limit: 100, measure: async () => ({ body: new Uint8Array(50), uncompressedBytes: 50 }), onMeasured: thrower } })),
+  ],
+  ['encodeBatches: encode', () => of(rowBatch).pipe(encodeBatches({ ...encodeConfig, encode: thrower }))],
+  ['encodeBatches: compress', () => of(rowBatch).pipe(encodeBatches({ ...encodeConfig, compress: thrower }))],
+  ['encodeBatches: onEncoded', () => of(rowBatch).pipe(encodeBatches({ ...encodeConfig, onEncoded: thrower }))],
+  ['encodeBatches: onOversize', () => of(rowBatch).pipe(encodeBatches({ ...encodeConfig, maxBodyBytes: 5, onOversize: thrower }))],
+  ['anonymizeAddresses: onInvalidAddress', () => of({ partition: 0, items: [record], lastOffset: 0 }).pipe(anonymizeAddresses({ onInvalidAddress: thrower }))],
+  ['deadLetter: send', () => of(decodedChunk).pipe(deadLetter({ send: thrower }))],
+  ['persistBatches: write', () => of(sealed('t')).pipe(persistBatches({ write: thrower }))],
+  ['commitOffsets: commit', () => of(sealed('t', 1, [[0, 1]])).pipe(commitOffsets({ commit: thrower }))],
+  ['publishBatches: publish', () => of(committed).pipe(publishBatches({ publish: thrower, discard: async () => {} }))],
+  ['publishBatches: discard', () => of({ ...committed, committed: false }).pipe(publishBatches({ publish: async () => {}, discard: thrower }))],
+  ['pacedInsert: send', () => of(sealed('t')).pipe(pacedInsert({ send: thrower, slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), classify: () => 'fatal' }))],
+  ['pacedInsert: onStored', () => of(sealed('t')).pipe(pacedInsert({ send: async () => {}, slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), onStored: thrower }))],
+  ['pacedInsert: onFailure', () => of(sealed('t')).pipe(pacedInsert({ send: async () => Promise.reject(new Error('refused')), slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), onFailure: thrower }))],
+  ['acknowledgeBatches: stored', () => of(stored).pipe(acknowledgeBatches({ stored: thrower, split: async () => {}, quarantine: async () => {} }))],
+];
+
+describe('a callback that throws reaches subscriber.error', () => {
+  let unhandled: ReturnType<typeof vi.fn<(error: unknown) => void>>;
+  beforeEach(() => {
+    unhandled = vi.fn<(error: unknown) => void>();
+    rxjsConfig.onUnhandledError = unhandled;
+  });
+  afterEach(() => {
+    rxjsConfig.onUnhandledError = null;
+  });
+
+  it.each(cases)('%s', async (_name, build) => {
+    const seen = await new Promise<unknown>((resolve) => {
+      build().subscribe({ error: resolve, complete: () => resolve('completed') });
+    });
+    expect(seen).toBe(boom);
+    // RxJS reports unhandled errors on a timeout: give it one.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(unhandled).not.toHaveBeenCalled();
+  });
+
+  it('the table covers every operator in src/operators', async () => {
+    const { readdirSync } = await import('node:fs');
+    const operators = readdirSync(new URL('.', import.meta.url))
+      .filter((name) => name.endsWith('.ts') && !name.endsWith('.spec.ts') && name !== 'testing.ts' && name !== 'decodeRecords.ts')
+      .map((name) => name.slice(0, -3));
+    const covered = new Set(cases.map(([name]) => name.split(':')[0]));
+    // decodeRecords has no callback that can fail the stream: a throwing `decode` rejects the message by design.
+    expect(operators.filter((name) => !covered.has(name))).toEqual([]);
+  });
+});
