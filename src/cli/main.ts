@@ -18,6 +18,9 @@ process.on('warning', (warning) => {
   if (warning.name !== 'TimeoutNegativeWarning') process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
 
+/** How long a finished command may take to release its handles before the process exits anyway. */
+const EXIT_GRACE_MS = 3_000;
+
 const program = new Command('anonymizer')
   .description("Kafka (Cap'n Proto HTTP logs) → anonymized client addresses → ClickHouse, through a 1 request/minute proxy.")
   .showHelpAfterError()
@@ -54,6 +57,11 @@ try {
 } catch (error) {
   process.exitCode = reportFailure(error);
 }
+// The command is done and its exit code set. A client that keeps a socket or a timer open
+// (a Kafka connection whose broker is gone, a half-closed server) must not keep the
+// process alive: after a short grace, exit with that code. unref(): this timer alone never
+// delays an exit that happens anyway.
+setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
 
 function reportFailure(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;

@@ -1,6 +1,8 @@
 import { access, constants } from 'node:fs/promises';
 import { Command } from 'commander';
 import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
+import { config as rxjsConfig } from 'rxjs';
+import { AnonymizerError } from '../errors.ts';
 import { ProxySlots } from '../domain/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
 import { SETTING_NAMES, type AppConfig } from '../config.ts';
@@ -16,6 +18,22 @@ import { configFrom, withSettings } from './settings.ts';
 
 /** How long a graceful stop may take before the process exits anyway. */
 const STOP_DEADLINE_MS = 15_000;
+/** How long closing the clients may take after a fatal error (a broker that is gone never answers a disconnect). */
+const CLOSE_DEADLINE_MS = 5_000;
+
+/** Runs every closer, each failure ignored, and gives up waiting after `ms`. */
+async function closeWithin(ms: number, closers: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  const all = (async () => {
+    for (const close of closers) await close().catch(() => {});
+  })();
+  await Promise.race([all, deadline]);
+  clearTimeout(timer);
+}
 
 export function runCommand(): Command {
   const command = new Command('run')
@@ -62,7 +80,20 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'anonymizer_' });
   const metrics = createPipelineMetrics(registry);
+  // Whatever fails on the way (a spool that cannot be opened, a port in use, a broker that
+  // refuses), what was already opened is closed again, so the process exits instead of
+  // hanging on a connected client.
+  const opened: Array<() => Promise<unknown>> = [];
+  try {
+    return await runOpened(config, drain, logger, registry, metrics, opened);
+  } finally {
+    await closeWithin(CLOSE_DEADLINE_MS, opened.reverse());
+  }
+}
+
+async function runOpened(config: AppConfig, drain: boolean, logger: Logger, registry: Registry, metrics: PipelineMetrics, opened: Array<() => Promise<unknown>>): Promise<void> {
   const spool = await openSpool(config, logger);
+  opened.push(() => spool.close());
   const source = createKafkaSource({
     brokers: config.kafkaBrokers,
     topic: config.kafkaTopic,
@@ -71,9 +102,12 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
     maxOutstanding: MAX_OUTSTANDING_ROWS,
     logger: logger.child({ component: 'kafkaSource' }),
   });
+  opened.push(() => source.close());
   const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-dlq', logger.child({ component: 'deadLetters' }));
   const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
+  opened.push(() => deadLetters.close());
   const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
+  opened.push(() => clickhouse.close());
   const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
   new Gauge({
     name: 'anonymizer_consumer_lag',
@@ -109,6 +143,7 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
             return undefined;
           },
         });
+  if (metricsServer) opened.push(() => metricsServer.close());
   const started = Date.now();
   logger.info(
     {
@@ -143,6 +178,13 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
     },
     { drain },
   );
+  // The last resort for an error no operator could deliver (a throw in a subscriber's own
+  // callback, a rejected promise nobody awaited): it takes the pipeline's error path, so the
+  // process stops fetching, keeps what is durable, and exits with a code instead of crashing.
+  const abort = (error: unknown): void => pipeline.abort(error);
+  rxjsConfig.onUnhandledError = abort;
+  process.on('uncaughtException', abort);
+  process.on('unhandledRejection', abort);
 
   // One status line a minute: is it keeping up, and is memory flat? Counts are for the last minute.
   let previous = { consumed: 0, rowsStored: 0, requests: 0, storedRequests: 0, bodyBytes: 0 };
@@ -176,9 +218,7 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
 
   const close = async (): Promise<void> => {
     clearInterval(status);
-    await metricsServer?.close();
-    await Promise.allSettled([source.close(), deadLetters.close(), clickhouse.close()]);
-    await spool.close();
+    await closeWithin(CLOSE_DEADLINE_MS, opened.splice(0).reverse());
   };
   let stopping = false;
   const stop = (signal: string): void => {
@@ -206,6 +246,11 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
 
   try {
     await pipeline.done;
+  } catch (error) {
+    // Fatal: nothing more is fetched; what is spooled stays for the next run, and what was
+    // not yet committed is still in Kafka. main.ts prints the one line with the error's code.
+    logger.error({ code: error instanceof AnonymizerError ? error.code : 'ANON_INTERNAL', err: (error as Error).message }, 'fatal error: stopping');
+    throw error;
   } finally {
     if (!stopping) await close();
   }

@@ -10,6 +10,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { ConfigError } from '../errors.ts';
 
 export interface Readiness {
   /** Undefined when ready, else why not. */
@@ -47,7 +48,12 @@ export async function startMetricsServer(options: { host: string; port: number; 
     reply(404, 'not found: try /metrics, /healthz or /readyz\n');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      // A port in use or not ours to bind is a deployment mistake: say so as configuration.
+      if (error.code === 'EADDRINUSE' || error.code === 'EACCES' || error.code === 'EADDRNOTAVAIL') {
+        reject(new ConfigError('METRICS_PORT', `METRICS_PORT ${options.port}: cannot listen on ${options.host}:${options.port} (${error.code}); choose a free port, or 0 to turn the metrics endpoint off`));
+      } else reject(error);
+    });
     server.listen(options.port, options.host, () => resolve());
   });
   const address = server.address();

@@ -219,6 +219,12 @@ export interface RunningPipeline {
   readonly done: Promise<void>;
   /** Graceful stop: no more fetching; the open batch is sealed, persisted and committed; delivery stops now. */
   stop(): Promise<void>;
+  /**
+   * A fatal error from outside the chains (an exception RxJS could not deliver, a crash of
+   * a client): both chains stop now, the open batch stays uncommitted in Kafka, and `done`
+   * rejects with the error.
+   */
+  abort(error: unknown): void;
 }
 
 /** Runs both chains, with backpressure from the spool's size to the consumer. */
@@ -279,6 +285,9 @@ export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): Ru
       await ingested;
       teardown();
       finish();
+    },
+    abort(error) {
+      fail(error);
     },
   };
 }

@@ -11,14 +11,13 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anonymizeAddress } from '../../src/domain/anonymizeAddress.ts';
-import type { SourceRecord } from '../../src/domain/encodeRecord.ts';
 import { decompress } from '../../src/encode/compress.ts';
 import { decodeNative } from '../../src/encode/nativeFormat.ts';
 import { parseBatchFile } from '../../src/io/spool.ts';
-import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
 import { capnpEncode, capnpText } from '../support/capnpEncode.ts';
-import { chQuery, createTopic, readAccessLog, runCli, startCli, startE2EStack, type E2EStack, type Proxy } from '../support/e2eStack.ts';
+import { chQuery, readAccessLog, runCli, startCli, startE2EStack, type E2EStack, type Proxy } from '../support/e2eStack.ts';
 import { startFaultProxy } from '../support/faultProxy.ts';
+import { expectNoRawAddress, INTERVAL_MS, lcg, produceArgs, records, scenarioHelpers, sleep } from '../support/scenario.ts';
 
 let stack: E2EStack;
 
@@ -30,107 +29,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-// Recent timestamps (an hour ago, on a whole minute): the tables' retention TTLs would
-// drop rows dated long ago before a test could count them.
-const START_MILLIS = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
-const INTERVAL_MS = 1_000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** One scenario's own topic, dead-letter topic, database, group and spool. */
-interface Scenario {
-  readonly name: string;
-  readonly topic: string;
-  readonly dlq: string;
-  readonly database: string;
-  readonly spoolDir: string;
-  env(clickhouseUrl: string, extra?: Record<string, string>): Record<string, string>;
-}
-
-async function scenario(name: string): Promise<Scenario> {
-  const topic = `faults_${name}`;
-  const database = `faults_${name}`;
-  await createTopic(stack, topic, 3);
-  await createTopic(stack, `${topic}_dlq`, 1);
-  await chQuery(stack, `CREATE DATABASE IF NOT EXISTS ${database}`);
-  const migrate = await runCli(['migrate'], { CLICKHOUSE_URL: stack.clickhouseUrl, CLICKHOUSE_DATABASE: database });
-  expect(migrate.status, migrate.stderr).toBe(0);
-  const spoolDir = join(stack.dir, `spool-${name}`);
-  return {
-    name,
-    topic,
-    dlq: `${topic}_dlq`,
-    database,
-    spoolDir,
-    env: (clickhouseUrl, extra = {}) => ({
-      KAFKA_BROKERS: stack.brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_DLQ_TOPIC: `${topic}_dlq`,
-      KAFKA_GROUP_ID: `faults-${name}`,
-      CLICKHOUSE_URL: clickhouseUrl,
-      CLICKHOUSE_DATABASE: database,
-      SPOOL_DIR: spoolDir,
-      PROXY_MIN_INTERVAL_MS: String(INTERVAL_MS),
-      PROXY_MARGIN_MS: '150',
-      PROXY_MAX_BODY_BYTES: String(32 * 1024),
-      INSERT_CODEC: 'zstd',
-      INSERT_LEVEL: '3',
-      LOG_LEVEL: 'info',
-      ...extra,
-    }),
-  };
-}
-
-function records(seed: number, count: number): SourceRecord[] {
-  const generator = uniformRecords({ seed: BigInt(seed), startMillis: START_MILLIS, rate: 100_000 });
-  return Array.from({ length: count }, () => generator.next().value!);
-}
-
-function produceArgs(seed: number, count: number, rate: number): string[] {
-  return ['produce', '--count', String(count), '--rate', String(rate), '--seed', String(seed), '--start', String(START_MILLIS)];
-}
-
-async function produce(s: Scenario, seed: number, count: number, rate = 100_000): Promise<SourceRecord[]> {
-  const result = await runCli(produceArgs(seed, count, rate), { KAFKA_BROKERS: stack.brokers, KAFKA_TOPIC: s.topic });
-  expect(result.status, result.stderr).toBe(0);
-  return records(seed, count);
-}
-
-async function drain(s: Scenario, proxy: Proxy, extra: Record<string, string> = {}): Promise<string> {
-  const result = await runCli(['run', '--drain'], s.env(proxy.url, extra), 120_000);
-  expect(result.status, result.stderr.slice(-4000)).toBe(0);
-  return result.stderr;
-}
-
-/** Exactly the expected rows, once each, anonymized, and the per-minute totals agree. */
-async function expectExactlyOnce(s: Scenario, expected: readonly SourceRecord[]): Promise<void> {
-  const n = expected.length;
-  const [count, distinct, anonymized] = (await chQuery(stack, "SELECT count(), uniqExact(url), countIf(match(remote_addr, '^\\\\d+\\\\.\\\\d+\\\\.\\\\d+\\\\.X$')) FROM http_log FORMAT TSV", s.database))
-    .trim()
-    .split('\t')
-    .map(Number);
-  expect({ count, distinct, anonymized }).toEqual({ count: n, distinct: n, anonymized: n });
-  const stored = new Set((await chQuery(stack, 'SELECT url FROM http_log FORMAT TSV', s.database)).trim().split('\n'));
-  expect(expected.filter((record) => !stored.has(record.url)).map((record) => record.url)).toEqual([]);
-  const [requests, bytes] = (await chQuery(stack, 'SELECT sum(requests), sum(bytes_sent) FROM http_log_totals_1m FORMAT TSV', s.database)).trim().split('\t');
-  expect(Number(requests)).toBe(n);
-  expect(BigInt(bytes!)).toBe(expected.reduce((sum, record) => sum + record.bytesSent, 0n));
-  const [rawBytes] = (await chQuery(stack, 'SELECT sum(bytes_sent) FROM http_log FORMAT TSV', s.database)).trim().split('\t');
-  expect(BigInt(rawBytes!)).toBe(BigInt(bytes!));
-}
-
-function expectNoRawAddress(text: string, expected: readonly SourceRecord[]): void {
-  const leaked = expected.filter((record) => text.includes(record.remoteAddr)).map((record) => record.remoteAddr);
-  expect(leaked).toEqual([]);
-}
-
-/** A small seeded PRNG, so the crash moments are the same on every run. */
-function lcg(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
+const { scenario, produce, drain, expectExactlyOnce } = scenarioHelpers(() => stack);
 
 describe('faults', () => {
   it('kill -9 at 12 moments while records stream in, then a drain: nothing lost, nothing twice', async () => {
