@@ -11,7 +11,7 @@ import { createDeadLetterSink } from '../io/deadLetterSink.ts';
 import { createKafkaClient, createKafkaSource, readCommittedWithMetadata, stagedCommitLanded } from '../io/kafkaSource.ts';
 import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
-import { startMetricsServer } from '../io/metricsServer.ts';
+import { startMetricsServer, type MetricsServer, type Readiness } from '../io/metricsServer.ts';
 import { MAX_OUTSTANDING_ROWS, runPipeline } from '../streams/anonymizerPipeline.ts';
 import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
 import { configFrom, withSettings } from './settings.ts';
@@ -84,14 +84,33 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
   // refuses), what was already opened is closed again, so the process exits instead of
   // hanging on a connected client.
   const opened: Array<() => Promise<unknown>> = [];
+  // The metrics port first: one in use is a configuration error (exit 2), found before a
+  // spool is locked or a broker dialled.
+  let readiness: Readiness = async () => 'starting: opening the spool and the Kafka clients';
+  const metricsServer =
+    config.metricsPort === 0 ? undefined : await startMetricsServer({ host: config.metricsHost, port: config.metricsPort, registry, readiness: () => readiness() });
+  if (metricsServer) opened.push(() => metricsServer.close());
+  const start: RunStart = { logger, registry, metrics, opened, metricsServer, setReadiness: (check) => (readiness = check) };
   try {
-    return await runOpened(config, drain, logger, registry, metrics, opened);
+    return await runOpened(config, drain, start);
   } finally {
     await closeWithin(CLOSE_DEADLINE_MS, opened.reverse());
   }
 }
 
-async function runOpened(config: AppConfig, drain: boolean, logger: Logger, registry: Registry, metrics: PipelineMetrics, opened: Array<() => Promise<unknown>>): Promise<void> {
+/** What `run` has set up before the spool and the clients are opened. */
+interface RunStart {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly metrics: PipelineMetrics;
+  /** Closers of what is open, in opening order. */
+  readonly opened: Array<() => Promise<unknown>>;
+  readonly metricsServer: MetricsServer | undefined;
+  setReadiness(check: Readiness): void;
+}
+
+async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Promise<void> {
+  const { logger, registry, metrics, opened, metricsServer } = start;
   const spool = await openSpool(config, logger);
   opened.push(() => spool.close());
   const source = createKafkaSource({
@@ -126,24 +145,15 @@ async function runOpened(config: AppConfig, drain: boolean, logger: Logger, regi
       this.set(slots.msUntilNext() / 1000);
     },
   });
-  const metricsServer =
-    config.metricsPort === 0
-      ? undefined
-      : await startMetricsServer({
-          host: config.metricsHost,
-          port: config.metricsPort,
-          registry,
-          readiness: async () => {
-            if (!source.joined()) return 'the consumer has not joined its group yet';
-            try {
-              await access(config.spoolDir, constants.W_OK);
-            } catch {
-              return `the spool ${config.spoolDir} is not writable`;
-            }
-            return undefined;
-          },
-        });
-  if (metricsServer) opened.push(() => metricsServer.close());
+  start.setReadiness(async () => {
+    if (!source.joined()) return 'the consumer has not joined its group yet';
+    try {
+      await access(config.spoolDir, constants.W_OK);
+    } catch {
+      return `the spool ${config.spoolDir} is not writable`;
+    }
+    return undefined;
+  });
   const started = Date.now();
   logger.info(
     {

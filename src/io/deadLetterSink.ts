@@ -20,7 +20,7 @@
  * and `x-dlq-original-bytes`, and the source partition and offset, so an operator can
  * fetch the original from the source topic while it is retained.
  */
-import { ConfigResourceTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import type { RejectedMessage } from '../domain/batch.ts';
 
 export interface DeadLetterSink {
@@ -37,6 +37,8 @@ const RECORD_OVERHEAD_BYTES = 32;
 const MAX_ERROR_TEXT = 1_000;
 
 export const TOO_LARGE_FOR_DLQ = 'too_large_for_dlq';
+/** kafkajs's `ConfigResourceTypes.TOPIC` (a TypeScript enum its CommonJS build does not export by name). */
+const TOPIC_RESOURCE = 2;
 
 export interface DeadLetterPlanOptions {
   readonly sourceTopic: string;
@@ -120,7 +122,7 @@ export async function readMaxMessageBytes(kafka: Kafka, topic: string): Promise<
   const admin = kafka.admin();
   try {
     await admin.connect();
-    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }] });
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: ['max.message.bytes'] }] });
     const value = Number(described.resources[0]?.configEntries.find((entry) => entry.configName === 'max.message.bytes')?.configValue);
     return Number.isFinite(value) && value > BATCH_OVERHEAD_BYTES * 2 ? value : BROKER_DEFAULT_MAX_MESSAGE_BYTES;
   } catch {
