@@ -80,11 +80,45 @@ export interface KafkaSource {
 /** kafkajs errors meaning "this member's view of the group is stale": the commit must not happen. */
 const STALE_GROUP_ERRORS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
 
+/** The error and the causes kafkajs wrapped it in (`KafkaJSNonRetriableError`, `KafkaJSNumberOfRetriesExceeded`), outermost first. */
+function* causeChain(error: unknown): Generator<{ readonly name?: string; readonly type?: string; readonly retriable?: boolean }> {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    yield current as { name?: string; type?: string; retriable?: boolean };
+  }
+}
+
 /** kafkajs wraps the broker's error in `KafkaJSNonRetriableError`; the type sits on a `cause`. */
 export function isStaleGroupError(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
-    const type = (current as { type?: string }).type;
-    if (type !== undefined && STALE_GROUP_ERRORS.has(type)) return true;
+  for (const { type } of causeChain(error)) if (type !== undefined && STALE_GROUP_ERRORS.has(type)) return true;
+  return false;
+}
+
+/**
+ * Broker answers (Kafka protocol error names, as kafkajs types them) that mean "not yet,
+ * try again": a coordinator still loading after a start, a leader moving.
+ */
+const TRANSIENT_BROKER_ERRORS = new Set([
+  'COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'NOT_COORDINATOR',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_LEADER_OR_FOLLOWER',
+  'REQUEST_TIMED_OUT',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+]);
+/**
+ * Whether an admin read may succeed if tried again: from kafkajs's error classes and the
+ * broker's error types, never from message text. kafkajs's own `retriable` counts only on
+ * the outermost error: a connection error under `KafkaJSNumberOfRetriesExceeded` was retried
+ * already. A broker that is still electing a coordinator or a leader is worth waiting for at
+ * any depth; so is `KafkaJSGroupCoordinatorNotFound`, which kafkajs marks non-retriable.
+ */
+export function isTransientKafkaError(error: unknown): boolean {
+  if ((error as { retriable?: unknown } | null)?.retriable === true) return true;
+  for (const link of causeChain(error)) {
+    if (link.type !== undefined && TRANSIENT_BROKER_ERRORS.has(link.type)) return true;
+    if (link.name === 'KafkaJSGroupCoordinatorNotFound') return true;
   }
   return false;
 }
@@ -386,8 +420,7 @@ export async function withKafkaRetry<T>(read: () => Promise<T>, attempts = 12): 
     try {
       return await read();
     } catch (error) {
-      const retriable = (error as { retriable?: boolean }).retriable === true || /coordinator|leader|not available/i.test((error as Error).message);
-      if (!retriable || attempt >= attempts) throw error;
+      if (!isTransientKafkaError(error) || attempt >= attempts) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
     }
   }
