@@ -22,6 +22,7 @@ import { Kafka, logLevel as KafkaLogLevel, type Admin, type Consumer, type LogEn
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
 import type { OffsetChunk, PartitionOffsets, SourceMessage } from '../domain/batch.ts';
+import { PartitionProgress, shouldPause } from '../domain/partitionProgress.ts';
 
 export interface KafkaSourceConfig {
   readonly brokers: readonly string[];
@@ -139,33 +140,31 @@ export function createKafkaClient(brokers: readonly string[], clientId: string, 
   });
 }
 
-export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
+/**
+ * The part of a kafkajs consumer the source uses: the seam that lets its decisions run
+ * against a fake in unit tests (src/io/kafkaSource.spec.ts).
+ */
+export type GroupConsumer = Pick<Consumer, 'connect' | 'subscribe' | 'run' | 'pause' | 'resume' | 'commitOffsets' | 'disconnect' | 'on' | 'events'>;
+/** The part of a kafkajs admin client the source uses. */
+export type OffsetsAdmin = Pick<Admin, 'connect' | 'disconnect' | 'fetchTopicOffsets' | 'fetchOffsets'>;
+
+export interface KafkaSourceClients {
+  readonly consumer: GroupConsumer;
+  readonly admin: OffsetsAdmin;
+}
+
+export function createKafkaSource(config: KafkaSourceConfig, clients: KafkaSourceClients = kafkaClientsFor(config)): KafkaSource {
   const log = config.logger;
-  const kafka = createKafkaClient(config.brokers, config.clientId ?? 'http-log-anonymizer', log);
-  // A short fetch long-poll: stopping (drain, shutdown) waits for the fetch in flight.
-  const consumer: Consumer = kafka.consumer({ groupId: config.groupId, retry: { retries: 10 }, maxWaitTimeInMs: 500 });
+  const { consumer, admin } = clients;
   const maxOutstanding = config.maxOutstanding ?? 400_000;
-  const handedOver = new Map<number, number>();
-  const committed = new Map<number, number>();
-  const lag = new Map<number, number>();
+  const progress = new PartitionProgress();
   const pauseReasons = new Set<string>();
   let paused = false;
   let connected = false;
   let generation = 0;
-  /**
-   * Per partition: the first offset this member was handed in the current generation, i.e.
-   * where it started reading. Recorded in every commit (`CommitMetadata.s`).
-   */
-  let since = new Map<number, number>();
   let discarded = 0;
-  const admin = kafka.admin();
   let subscriber: Subscriber<OffsetChunk<SourceMessage>> | undefined;
-
-  const outstanding = (): number => {
-    let total = 0;
-    for (const [partition, last] of handedOver) total += last - (committed.get(partition) ?? last);
-    return total;
-  };
+  let drainTargets: Map<number, number> | undefined;
 
   /**
    * Pauses or resumes to match the reasons. `force` re-applies the state even if it looks
@@ -174,28 +173,29 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
    * during a restart): the state is then applied on the next call.
    */
   const applyPause = (force = false): void => {
-    const shouldPause = pauseReasons.size > 0 || outstanding() > maxOutstanding;
-    if (!connected || (shouldPause === paused && !force)) return;
+    const pause = shouldPause(pauseReasons, progress.outstanding(), maxOutstanding);
+    if (!connected || (pause === paused && !force)) return;
     try {
-      if (shouldPause) consumer.pause([{ topic: config.topic }]);
+      if (pause) consumer.pause([{ topic: config.topic }]);
       else consumer.resume([{ topic: config.topic }]);
     } catch {
       return;
     }
-    if (shouldPause !== paused) {
-      log.info({ reasons: [...pauseReasons], outstanding: outstanding() }, shouldPause ? 'paused consumption' : 'resumed consumption');
-    }
-    paused = shouldPause;
+    if (pause !== paused) log.info({ reasons: [...pauseReasons], outstanding: progress.outstanding() }, pause ? 'paused consumption' : 'resumed consumption');
+    paused = pause;
+  };
+
+  /** A batch whose records will be read again (an old generation, a refused or lost commit). */
+  const handBack = (): false => {
+    discarded++;
+    applyPause(true);
+    return false;
   };
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     generation++;
-    const assigned = event.payload.memberAssignment[config.topic] ?? [];
-    handedOver.clear();
-    committed.clear();
-    lag.clear();
-    since = new Map();
-    log.info({ generation, partitions: assigned, leader: event.payload.isLeader }, 'joined the consumer group');
+    progress.reset();
+    log.info({ generation, partitions: event.payload.memberAssignment[config.topic] ?? [], leader: event.payload.isLeader }, 'joined the consumer group');
     applyPause(true);
   });
 
@@ -207,12 +207,8 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     if (!restart) subscriber?.error(error);
   });
 
-  let drainTargets: Map<number, number> | undefined;
   const checkDrained = (): void => {
-    if (!drainTargets || !subscriber) return;
-    for (const [partition, target] of drainTargets) {
-      if ((handedOver.get(partition) ?? -1) < target && (committed.get(partition) ?? -1) < target) return;
-    }
+    if (!drainTargets || !subscriber || !progress.reached(drainTargets)) return;
     log.info('drain: every partition consumed up to its high-water mark at start');
     drainTargets = undefined;
     stop();
@@ -235,14 +231,106 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
     current?.complete();
   };
 
-  /** Per partition: the last offset to consume, or nothing when there is nothing to do. */
-  const readDrainTargets = (): Promise<Map<number, number>> => withKafkaRetry(async () => {
+  const onBatch = (batch: { partition: number; messages: ReadonlyArray<{ offset: string; key: Buffer | null; value: Buffer | null }>; highWatermark: string; lastOffset(): string; firstOffset(): string | null }): void => {
+    if (!subscriber || batch.messages.length === 0) return;
+    const partition = batch.partition;
+    const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
+    const lastOffset = Number(batch.lastOffset());
+    progress.fetched(partition, Number(batch.firstOffset() ?? lastOffset), lastOffset, Number(batch.highWatermark));
+    subscriber.next({ partition, items, lastOffset, generation });
+    applyPause();
+    checkDrained();
+  };
+
+  const chunks$ = new Observable<OffsetChunk<SourceMessage>>((observer) => {
+    subscriber = observer;
+    const start = async (): Promise<void> => {
+      await consumer.connect();
+      connected = true;
+      if (config.drain) drainTargets = await readDrainTargets(admin, config, log);
+      await consumer.subscribe({ topic: config.topic, fromBeginning: true });
+      await consumer.run({ autoCommit: false, eachBatch: async ({ batch }) => onBatch(batch) });
+      // A pause asked for before the consumer ran (a spool already full at start) applies now.
+      applyPause();
+      checkDrained();
+    };
+    start().catch((error: unknown) => observer.error(error));
+    return () => {
+      if (subscriber === observer) subscriber = undefined;
+      pauseQuietly();
+    };
+  });
+
+  const commit = async (batch: CommittableBatch, instanceId: string): Promise<boolean> => {
+    // Checked right before the request: after a rebalance, kafkajs reads every partition
+    // again from its committed offset, so data of an older generation must not be committed.
+    if (batch.generation !== undefined && batch.generation !== generation) {
+      log.warn({ token: batch.token, batchGeneration: batch.generation, generation }, 'not committing a batch read before the latest rebalance: its records are read again');
+      return handBack();
+    }
+    const generationAtCommit = generation;
+    const topicPartitions = [...batch.offsets].map(([partition, offset]) => {
+      const metadata: CommitMetadata = { o: instanceId, s: progress.since(partition), t: batch.token };
+      return { topic: config.topic, partition, offset: String(offset + 1), metadata: JSON.stringify(metadata) };
+    });
+    try {
+      await consumer.commitOffsets(topicPartitions);
+    } catch (error) {
+      if (!isStaleGroupError(error)) throw error;
+      log.warn({ token: batch.token, err: (error as Error).message }, 'commit refused after a rebalance: its records are read again by their owner');
+      return handBack();
+    }
+    // kafkajs resolves commitOffsets without sending anything while its consumer is
+    // restarting, and a rebalance may land in the middle: ask the broker what it has.
+    if (!stagedCommitLanded([...batch.offsets], await fetchCommitted(admin, config.groupId, config.topic), instanceId)) {
+      log.warn({ token: batch.token }, 'the commit did not land: its records are read again');
+      return handBack();
+    }
+    if (generation !== generationAtCommit) log.warn({ token: batch.token }, 'a rebalance completed while this commit was in flight; the commit landed');
+    for (const [partition, offset] of batch.offsets) progress.committedUpTo(partition, offset);
+    applyPause();
+    checkDrained();
+    return true;
+  };
+
+  return {
+    chunks$,
+    commit,
+    discarded: () => discarded,
+    joined: () => generation > 0,
+    isCaughtUp: () => progress.isCaughtUp(),
+    lag: () => progress.lag(),
+    outstanding: () => progress.outstanding(),
+    pause(reason) {
+      pauseReasons.add(reason);
+      applyPause();
+    },
+    resume(reason) {
+      pauseReasons.delete(reason);
+      applyPause();
+    },
+    stop,
+    async close() {
+      if (connected) await consumer.disconnect();
+      connected = false;
+      await admin.disconnect();
+    },
+  };
+}
+
+/** The kafkajs consumer and admin of a source. */
+function kafkaClientsFor(config: KafkaSourceConfig): KafkaSourceClients {
+  const kafka = createKafkaClient(config.brokers, config.clientId ?? 'http-log-anonymizer', config.logger);
+  // A short fetch long-poll: stopping (drain, shutdown) waits for the fetch in flight.
+  return { consumer: kafka.consumer({ groupId: config.groupId, retry: { retries: 10 }, maxWaitTimeInMs: 500 }), admin: kafka.admin() };
+}
+
+/** Per partition: the last offset to consume, or nothing when there is nothing to do. */
+function readDrainTargets(admin: OffsetsAdmin, config: KafkaSourceConfig, log: Logger): Promise<Map<number, number>> {
+  return withKafkaRetry(async () => {
     try {
       await admin.connect();
-      const [topicOffsets, groupOffsets] = await Promise.all([
-        admin.fetchTopicOffsets(config.topic),
-        admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] }),
-      ]);
+      const [topicOffsets, groupOffsets] = await Promise.all([admin.fetchTopicOffsets(config.topic), admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] })]);
       const committedByPartition = new Map((groupOffsets[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
       const targets = new Map<number, number>();
       for (const p of topicOffsets) {
@@ -257,109 +345,15 @@ export function createKafkaSource(config: KafkaSourceConfig): KafkaSource {
       throw error;
     }
   });
+}
 
-  const chunks$ = new Observable<OffsetChunk<SourceMessage>>((observer) => {
-    subscriber = observer;
-    const start = async (): Promise<void> => {
-      await consumer.connect();
-      connected = true;
-      if (config.drain) drainTargets = await readDrainTargets();
-      await consumer.subscribe({ topic: config.topic, fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch }) => {
-          if (!subscriber || batch.messages.length === 0) return;
-          const partition = batch.partition;
-          const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
-          const lastOffset = Number(batch.lastOffset());
-          handedOver.set(partition, lastOffset);
-          const first = Number(batch.firstOffset() ?? lastOffset);
-          if (!committed.has(partition)) committed.set(partition, first - 1);
-          if (!since.has(partition)) since.set(partition, first);
-          lag.set(partition, Math.max(0, Number(batch.highWatermark) - 1 - lastOffset));
-          subscriber.next({ partition, items, lastOffset, generation });
-          applyPause();
-          checkDrained();
-        },
-      });
-      // A pause asked for before the consumer ran (a spool already full at start) applies now.
-      applyPause();
-      checkDrained();
-    };
-    start().catch((error: unknown) => observer.error(error));
-    return () => {
-      if (subscriber === observer) subscriber = undefined;
-      pauseQuietly();
-    };
+/** The group's committed offsets with their metadata, through a connected admin. */
+function fetchCommitted(admin: OffsetsAdmin, groupId: string, topic: string): Promise<Map<number, { offset: number; metadata: string | null }>> {
+  return withKafkaRetry(async () => {
+    await admin.connect();
+    const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return new Map((entry?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }]));
   });
-
-  return {
-    chunks$,
-    async commit(batch, instanceId) {
-      // Checked right before the request: after a rebalance, kafkajs reads every partition
-      // again from its committed offset, so data of an older generation must not be committed.
-      if (batch.generation !== undefined && batch.generation !== generation) {
-        log.warn({ token: batch.token, batchGeneration: batch.generation, generation }, 'not committing a batch read before the latest rebalance: its records are read again');
-        discarded++;
-        applyPause(true);
-        return false;
-      }
-      const generationAtCommit = generation;
-      const topicPartitions = [...batch.offsets].map(([partition, offset]) => {
-        const metadata: CommitMetadata = { o: instanceId, s: since.get(partition) ?? -1, t: batch.token };
-        return { topic: config.topic, partition, offset: String(offset + 1), metadata: JSON.stringify(metadata) };
-      });
-      try {
-        await consumer.commitOffsets(topicPartitions);
-      } catch (error) {
-        if (isStaleGroupError(error)) {
-          log.warn({ token: batch.token, err: (error as Error).message }, 'commit refused after a rebalance: its records are read again by their owner');
-          discarded++;
-          applyPause(true);
-          return false;
-        }
-        throw error;
-      }
-      // kafkajs resolves commitOffsets without sending anything while its consumer is
-      // restarting, and a rebalance may land in the middle: ask the broker what it has.
-      const landed = stagedCommitLanded([...batch.offsets], await readCommittedWithMetadata(kafka, config.groupId, config.topic, admin), instanceId);
-      if (!landed) {
-        log.warn({ token: batch.token }, 'the commit did not land: its records are read again');
-        discarded++;
-        applyPause(true);
-        return false;
-      }
-      if (generation !== generationAtCommit) {
-        log.warn({ token: batch.token }, 'a rebalance completed while this commit was in flight; the commit landed');
-      }
-      for (const [partition, offset] of batch.offsets) committed.set(partition, Math.max(committed.get(partition) ?? -1, offset));
-      applyPause();
-      checkDrained();
-      return true;
-    },
-    discarded: () => discarded,
-    joined: () => generation > 0,
-    isCaughtUp() {
-      for (const value of lag.values()) if (value > 0) return false;
-      return true;
-    },
-    lag: () => lag,
-    outstanding,
-    pause(reason) {
-      pauseReasons.add(reason);
-      if (connected) applyPause();
-    },
-    resume(reason) {
-      pauseReasons.delete(reason);
-      if (connected) applyPause();
-    },
-    stop,
-    async close() {
-      if (connected) await consumer.disconnect();
-      connected = false;
-      await admin.disconnect();
-    },
-  };
 }
 
 /**
@@ -389,26 +383,14 @@ export function stagedCommitLanded(
   return true;
 }
 
-/**
- * Reads the group's committed offsets with their metadata (for `stagedCommitLanded`).
- * With `admin`, that (kept connected) client is used; otherwise a short-lived one.
- */
-export function readCommittedWithMetadata(
-  kafka: Kafka,
-  groupId: string,
-  topic: string,
-  admin?: Admin,
-): Promise<Map<number, { offset: number; metadata: string | null }>> {
-  return withKafkaRetry(async () => {
-    const client = admin ?? kafka.admin();
-    try {
-      await client.connect();
-      const [entry] = await client.fetchOffsets({ groupId, topics: [topic] });
-      return new Map((entry?.partitions ?? []).map((p) => [p.partition, { offset: Number(p.offset), metadata: p.metadata }]));
-    } finally {
-      if (!admin) await client.disconnect();
-    }
-  });
+/** Reads the group's committed offsets with their metadata (for `stagedCommitLanded`), with a short-lived admin client. */
+export async function readCommittedWithMetadata(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, { offset: number; metadata: string | null }>> {
+  const admin = kafka.admin();
+  try {
+    return await fetchCommitted(admin, groupId, topic);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }
 
 /**
