@@ -1,6 +1,7 @@
 import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
-import { DEFAULT_FIT_AIM, judgeFit, type BodyFitPolicy } from '../domain/bodyFit.ts';
-import { mergeOffsets, type OffsetChunk, type PreparedBody, type RowBatch, type SealReason } from '../domain/batch.ts';
+import { BodyFitSearch, type BodyFitPolicy } from '../domain/bodyFit.ts';
+import type { OffsetChunk, PreparedBody, RowBatch, SealReason } from '../domain/batch.ts';
+import { OpenBatch } from '../domain/openBatch.ts';
 
 export interface SealBatchesConfig<T> {
   /**
@@ -76,9 +77,8 @@ export interface SealFit<T> extends BodyFitPolicy {
  * }))
  */
 export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<OffsetChunk<T>, RowBatch<T>> {
-  type Batch = RowBatch<T>;
   return (source) =>
-    new Observable<Batch>((subscriber) => {
+    new Observable<RowBatch<T>>((subscriber) => {
       // Every callback (sizeOf, measure, onMeasured) runs inside these handlers: what one
       // throws must reach subscriber.error, not RxJS's unhandled-error path (a crash that
       // skips the pipeline's own shutdown).
@@ -91,114 +91,38 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
             subscriber.error(error);
           }
         };
-
       const fit = config.fit;
-      let rows: T[] = [];
-      let sizes: number[] = [];
-      let bytes = 0;
-      let offsets = new Map<number, number>();
-      let generation: number | undefined;
-      let rowPartitions: number[] = [];
-      let rowOffsetValues: number[] = [];
-      // Row offsets are kept only while every chunk so far carried them.
-      let rowOffsetsKnown = true;
-      const capOf = (): number =>
-        config.maxBytes === undefined ? Number.POSITIVE_INFINITY : typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes;
+      const open = new OpenBatch<T>();
+      const search = fit ? new BodyFitSearch(fit) : undefined;
+      const capOf = (): number => (config.maxBytes === undefined ? Number.POSITIVE_INFINITY : typeof config.maxBytes === 'function' ? config.maxBytes() : config.maxBytes);
       let cap = capOf();
       const maxRows = config.maxRows ?? Number.POSITIVE_INFINITY;
-
-      // --- fitting state (only with `fit`) ---
-      // Compressed bytes per estimated byte, learned from every measurement.
-      let ratio = fit?.initialRatio ?? 0.5;
       let measuring: Subscription | undefined;
-      // A measurement asked for more rows than are open: measure again once this many are.
-      let measureAt: number | undefined;
-      let attempts = 0;
-      // The largest measured prefix whose body fits, in case growing it never reaches the floor.
-      let best: { count: number; prepared: PreparedBody } | undefined;
-      // The smallest measured prefix whose body is over the limit: with `best`, it brackets the answer.
-      let over: { count: number; bytes: number } | undefined;
-      // Counts measured for the open body, and how many neighbours of a bracket were tried.
-      let tried = new Set<number>();
-      let probes = 0;
-      // The proxy became ready while a measurement ran: send what fits as soon as it is known.
-      let readyWhileMeasuring = false;
       // The input has ended: finish fitting what is open into full bodies, then complete.
       let ending = false;
 
-      const resetFit = (): void => {
+      /** Seals the first `count` open rows (all of them by default); the rest stay open. */
+      const seal = (reason: SealReason, count?: number, prepared?: PreparedBody): void => {
+        const batch = open.take(reason, count, prepared);
+        if (batch === undefined) return;
         measuring?.unsubscribe();
         measuring = undefined;
-        measureAt = undefined;
-        attempts = 0;
-        best = undefined;
-        over = undefined;
-        tried = new Set();
-        probes = 0;
-        readyWhileMeasuring = false;
-      };
-
-      /** Seals the first `count` open rows (all of them by default); the rest stay open. */
-      const seal = (reason: SealReason, count = rows.length, prepared?: PreparedBody): void => {
-        if (rows.length === 0 && offsets.size === 0) return;
-        const whole = count >= rows.length;
-        if (!whole && !rowOffsetsKnown) {
-          // Without per-row offsets part of a batch cannot claim its rows: send it all.
-          seal(reason);
-          return;
-        }
-        const takenRows = rows.slice(0, count);
-        let claimed: Map<number, number> = offsets;
-        if (!whole) {
-          claimed = new Map();
-          for (let i = 0; i < count; i++) mergeOffsets(claimed, rowPartitions[i]!, rowOffsetValues[i]!);
-        }
-        const batch: Batch = {
-          rows: takenRows,
-          offsets: claimed,
-          reason,
-          ...(generation === undefined ? {} : { generation }),
-          ...(rowOffsetsKnown && takenRows.length > 0
-            ? { rowOffsets: { partitions: rowPartitions.slice(0, count), offsets: rowOffsetValues.slice(0, count) } }
-            : {}),
-          ...(prepared === undefined ? {} : { prepared }),
-        };
-        if (whole) {
-          rows = [];
-          sizes = [];
-          bytes = 0;
-          offsets = new Map();
-          generation = undefined;
-          rowPartitions = [];
-          rowOffsetValues = [];
-          rowOffsetsKnown = true;
-        } else {
-          // The rest keeps the open batch's whole span: it holds every row after the part.
-          rows = rows.slice(count);
-          sizes = sizes.slice(count);
-          bytes = sizes.reduce((sum, size) => sum + size, 0);
-          rowPartitions = rowPartitions.slice(count);
-          rowOffsetValues = rowOffsetValues.slice(count);
-        }
-        resetFit();
+        search?.reset();
         cap = capOf();
         subscriber.next(batch);
       };
 
-      const estimatedBody = (): number => bytes * ratio;
-
       const measure = (count: number): void => {
-        if (!fit) return;
-        attempts++;
-        measureAt = undefined;
-        const measuredBytes = sizes.slice(0, count).reduce((sum, size) => sum + size, 0);
+        if (!fit || !search) return;
+        search.started();
+        const estimatedBytes = open.bytesOf(count);
         let settled = false;
-        const subscription = from(fit.measure(rows.slice(0, count))).subscribe({
+        const subscription = from(fit.measure(open.rows(count))).subscribe({
           next: guarded((prepared: PreparedBody) => {
             if (settled) return;
             settled = true;
             measuring = undefined;
-            onMeasured(count, measuredBytes, prepared);
+            onMeasured(count, estimatedBytes, prepared);
           }),
           error: (error: unknown) => subscriber.error(error),
           complete: () => {
@@ -208,96 +132,30 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         if (!settled) measuring = subscription;
       };
 
-      const onMeasured = (count: number, measuredBytes: number, prepared: PreparedBody): void => {
-        if (!fit) return;
-        const bodyBytes = prepared.body.byteLength;
-        if (measuredBytes > 0) ratio = bodyBytes / measuredBytes;
-        const verdict = judgeFit(fit, count, bodyBytes);
-        fit.onMeasured?.(count, bodyBytes, verdict.kind);
-        tried.add(count);
-        // The fullest body that fits (bytes are not monotonic in rows: a count can beat a larger one).
-        if (bodyBytes <= fit.limit && (best === undefined || bodyBytes > best.prepared.body.byteLength)) best = { count, prepared };
-        if (bodyBytes > fit.limit && (over === undefined || count < over.count)) over = { count, bytes: bodyBytes };
-        const next = verdict.kind === 'shrink' || verdict.kind === 'grow' ? nextCount(verdict.count) : undefined;
-        if (next === 'bracketed') {
-          // No row count between the fullest fitting body and the smallest one over: send it.
-          seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
-          considerMeasuring();
-          finishIfEnding();
-          return;
-        }
-        switch (verdict.kind) {
-          case 'fits':
-            seal('size', count, prepared);
-            break;
+      const onMeasured = (count: number, estimatedBytes: number, prepared: PreparedBody): void => {
+        const { verdict, decision } = search!.measured(count, estimatedBytes, prepared, { rows: open.length, ending });
+        fit!.onMeasured?.(count, prepared.body.byteLength, verdict);
+        switch (decision.kind) {
           case 'too-large':
-            subscriber.error(new RangeError(`one row compresses to ${bodyBytes} bytes, over the proxy's body limit of ${fit.limit}`));
+            subscriber.error(new RangeError(`one row compresses to ${decision.bytes} bytes, over the proxy's body limit of ${fit!.limit}`));
             return;
-          case 'shrink':
-            measure(next as number);
+          case 'measure':
+            measure(decision.count);
             return;
-          case 'grow':
-            if (attempts >= (fit.maxAttempts ?? 8)) {
-              // Growing keeps missing the window: send the fullest body measured.
-              seal(readyWhileMeasuring ? 'proxy-ready' : 'size', best!.count, best!.prepared);
-              break;
-            }
-            if (rows.length >= (next as number)) {
-              // Enough rows are open to fill it: measure them, even if the proxy is waiting.
-              measure(next as number);
-              return;
-            }
-            if (readyWhileMeasuring) {
-              // The proxy is waiting and no more rows are open: send the fullest body measured.
-              seal('proxy-ready', best!.count, best!.prepared);
-              break;
-            }
-            // The input has ended and all that is open fits one body: finishIfEnding seals it.
-            if (ending) break;
-            measureAt = next as number;
+          case 'wait':
             return;
+          case 'seal':
+            seal(decision.reason, decision.count, decision.prepared);
+            break;
+          case 'none':
+            break;
         }
         considerMeasuring();
         finishIfEnding();
       };
 
-      /**
-       * The next row count to measure. Bytes grow with rows in steps, not on a line (a chunk of
-       * another partition, a codec block boundary): once a count that fits and one that does
-       * not are known, interpolate between them rather than from zero, and stop when no count
-       * lies between them.
-       */
-      const nextCount = (proportional: number): number | 'bracketed' => {
-        if (!fit || best === undefined || over === undefined || over.count <= best.count) return proportional;
-        if (over.count - best.count <= 1) {
-          // Adjacent counts straddle the window. A compressor's output jumps by a few percent
-          // from one row to the next on small bodies, so a neighbour may land inside it: try a
-          // few (one fewer than the fullest fitting, one more than the oversize, …).
-          while (attempts < (fit.maxAttempts ?? 8) && probes < 6) {
-            probes++;
-            const step = Math.ceil(probes / 2);
-            const count = probes % 2 === 1 ? best.count - step : over.count + step;
-            if (count >= 1 && count <= rows.length && !tried.has(count)) return count;
-          }
-          return 'bracketed';
-        }
-        const target = (fit.aim ?? DEFAULT_FIT_AIM) * fit.limit;
-        const bestBytes = best.prepared.body.byteLength;
-        const slope = (over.bytes - bestBytes) / (over.count - best.count);
-        const guess = best.count + Math.round((target - bestBytes) / Math.max(slope, 1e-9));
-        return Math.min(over.count - 1, Math.max(best.count + 1, guess));
-      };
-
-      /** How many of the open rows the estimate says make `targetBytes` of body (at least 1). */
-      const rowsForBody = (targetBytes: number): number => {
-        const targetEstimate = targetBytes / ratio;
-        let sum = 0;
-        for (let i = 0; i < sizes.length; i++) {
-          sum += sizes[i]!;
-          if (sum >= targetEstimate) return i + 1;
-        }
-        return sizes.length;
-      };
+      /** Rows that make `body` bytes of compressed body, by the current estimate. */
+      const countForBody = (body: number): number => open.countFor(search!.estimatedFor(body));
 
       /**
        * After rows arrive or a batch is sealed: measure if the open rows look full. Only the
@@ -305,21 +163,21 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
        * many bodies' worth while a measurement runs).
        */
       const considerMeasuring = (): void => {
-        if (!fit || measuring !== undefined || rows.length === 0) return;
-        if (measureAt !== undefined) {
-          if (rows.length >= measureAt) measure(measureAt);
+        if (!search || measuring !== undefined || open.length === 0) return;
+        const waitingFor = search.waitingFor;
+        if (waitingFor !== undefined) {
+          if (open.length >= waitingFor) measure(waitingFor);
           return;
         }
-        const aimBytes = (fit.aim ?? DEFAULT_FIT_AIM) * fit.limit;
-        if (estimatedBody() >= aimBytes) measure(rowsForBody(aimBytes));
+        if (search.estimate(open.bytes) >= search.aimBytes) measure(countForBody(search.aimBytes));
       };
 
       /** At the end of input: once no measurement runs and what is open fits one body, seal it and complete. */
       const finishIfEnding = (): void => {
         if (!ending || measuring !== undefined || subscriber.closed) return;
-        if (fit && rows.length > 0 && estimatedBody() > fit.limit) {
+        if (search && open.length > 0 && search.estimate(open.bytes) > search.limit) {
           // Still more than one body open: fit the next one first (onMeasured comes back here).
-          measure(rowsForBody((fit.aim ?? DEFAULT_FIT_AIM) * fit.limit));
+          measure(countForBody(search.aimBytes));
           return;
         }
         seal('end-of-input');
@@ -328,55 +186,41 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
 
       const onProxyReady = (): void => {
         if (measuring !== undefined) {
-          readyWhileMeasuring = true;
+          search?.proxyReady();
           return;
         }
         // Everything open, unless it no longer fits: then the fullest body measured.
-        if (fit && best !== undefined && estimatedBody() > fit.limit) seal('proxy-ready', best.count, best.prepared);
+        const best = search?.best;
+        if (search && best !== undefined && search.estimate(open.bytes) > search.limit) seal('proxy-ready', best.count, best.prepared);
         else seal('proxy-ready');
       };
 
-      const readySubscription = config.proxyReady$.subscribe({
-        next: guarded(onProxyReady),
-        error: (error: unknown) => subscriber.error(error),
-      });
+      const onChunk = (chunk: OffsetChunk<T>): void => {
+        // After a rebalance the consumer reads again from the committed offsets, and a
+        // batch of the old generation will be refused at commit: never let it take rows of
+        // the new generation with it.
+        if (chunk.generation !== undefined && open.generation !== undefined && chunk.generation !== open.generation) seal('rebalance');
+        open.beginChunk(chunk);
+        chunk.items.forEach((item, index) => {
+          const size = config.sizeOf(item);
+          // With `fit`, fullness is judged by measuring (considerMeasuring, below); the
+          // estimate cap and the row cap still hold while no measurement is running.
+          if (open.length > 0 && measuring === undefined && (open.bytes + size > cap || open.length >= maxRows)) seal('size');
+          open.add(item, size, chunk, chunk.itemOffsets?.[index]);
+        });
+        open.endChunk(chunk);
+        considerMeasuring();
+      };
 
+      const readySubscription = config.proxyReady$.subscribe({ next: guarded(onProxyReady), error: (error: unknown) => subscriber.error(error) });
       const sourceSubscription = source.subscribe({
-        next: guarded((chunk: OffsetChunk<T>) => {
-          // After a rebalance the consumer reads again from the committed offsets, and a
-          // batch of the old generation will be refused at commit: never let it take rows of
-          // the new generation with it.
-          if (chunk.generation !== undefined && generation !== undefined && chunk.generation !== generation) seal('rebalance');
-          if (chunk.generation !== undefined) generation = chunk.generation;
-          if (chunk.itemOffsets === undefined && chunk.items.length > 0) rowOffsetsKnown = false;
-          chunk.items.forEach((item, index) => {
-            const size = config.sizeOf(item);
-            // With `fit`, fullness is judged by measuring (considerMeasuring, below); the
-            // estimate cap and the row cap still hold while no measurement is running.
-            if (rows.length > 0 && measuring === undefined && (bytes + size > cap || rows.length >= maxRows)) seal('size');
-            if (chunk.generation !== undefined) generation = chunk.generation;
-            rows.push(item);
-            sizes.push(size);
-            bytes += size;
-            const offset = chunk.itemOffsets?.[index];
-            if (offset !== undefined) {
-              rowPartitions.push(chunk.partition);
-              rowOffsetValues.push(offset);
-              mergeOffsets(offsets, chunk.partition, offset);
-            } else if (rows.length === 1) {
-              // A new batch that starts inside a chunk without item offsets.
-              rowOffsetsKnown = false;
-            }
-          });
-          mergeOffsets(offsets, chunk.partition, chunk.lastOffset);
-          considerMeasuring();
-        }),
+        next: guarded(onChunk),
         error: (error: unknown) => subscriber.error(error),
+        // Rows open past one body are fitted into full bodies first; the last one takes
+        // the rest (and the encoder splits it, should the estimate have been short).
         complete: guarded(() => {
-          // Rows open past one body are fitted into full bodies first; the last one takes
-          // the rest (and the encoder splits it, should the estimate have been short).
           ending = true;
-          measureAt = undefined;
+          search?.ended();
           finishIfEnding();
         }),
       });
