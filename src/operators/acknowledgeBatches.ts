@@ -1,4 +1,5 @@
-import { concatMap, from, last, map, type ObservableInput, type OperatorFunction } from 'rxjs';
+import type { ObservableInput, OperatorFunction } from 'rxjs';
+import { awaitEach } from './awaitEach.ts';
 import type { InsertOutcome } from './pacedInsert.ts';
 
 export interface AcknowledgeBatchesConfig<B> {
@@ -46,12 +47,9 @@ export interface AcknowledgeBatchesConfig<B> {
  * ```
  */
 export function acknowledgeBatches<B>(config: AcknowledgeBatchesConfig<B>): OperatorFunction<InsertOutcome<B>, InsertOutcome<B>> {
-  return concatMap((outcome) => {
-    const settle =
-      outcome.kind === 'stored' ? config.stored(outcome.batch) : outcome.kind === 'split' ? config.split(outcome.batch, outcome.error) : config.quarantine(outcome.batch, outcome.error);
-    return from(settle).pipe(
-      last(null, null),
-      map(() => outcome),
-    );
-  });
+  return awaitEach(
+    (outcome: InsertOutcome<B>) =>
+      outcome.kind === 'stored' ? config.stored(outcome.batch) : outcome.kind === 'split' ? config.split(outcome.batch, outcome.error) : config.quarantine(outcome.batch, outcome.error),
+    (outcome) => outcome,
+  );
 }

@@ -12,6 +12,7 @@ import { ProxySlots } from '../domain/proxySlots.ts';
 import { DecodeError } from '../errors.ts';
 import { acknowledgeBatches } from './acknowledgeBatches.ts';
 import { anonymizeAddresses } from './anonymizeAddresses.ts';
+import { awaitEach } from './awaitEach.ts';
 import { commitOffsets } from './commitOffsets.ts';
 import { deadLetter } from './deadLetter.ts';
 import { encodeBatches } from './encodeBatches.ts';
@@ -55,6 +56,8 @@ const cases: Case[] = [
   ['pacedInsert: send', () => of(sealed('t')).pipe(pacedInsert({ send: thrower, slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), classify: () => 'fatal' }))],
   ['pacedInsert: onStored', () => of(sealed('t')).pipe(pacedInsert({ send: async () => {}, slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), onStored: thrower }))],
   ['pacedInsert: onFailure', () => of(sealed('t')).pipe(pacedInsert({ send: async () => Promise.reject(new Error('refused')), slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), onFailure: thrower }))],
+  ['awaitEach: effect', () => of(1).pipe(awaitEach(thrower, (v) => v))],
+  ['awaitEach: project', () => of(1).pipe(awaitEach(async () => 2, thrower))],
   ['acknowledgeBatches: stored', () => of(stored).pipe(acknowledgeBatches({ stored: thrower, split: async () => {}, quarantine: async () => {} }))],
 ];
 

@@ -1,4 +1,5 @@
-import { concatMap, from, last, map, of, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { of, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { awaitEach } from './awaitEach.ts';
 import type { PartitionOffsets } from '../domain/batch.ts';
 
 export interface CommitOffsetsConfig<T> {
@@ -43,12 +44,12 @@ export interface CommitOffsetsConfig<T> {
  * ```
  */
 export function commitOffsets<T extends { readonly offsets: PartitionOffsets }>(config: CommitOffsetsConfig<T>): OperatorFunction<T, T & { readonly committed: boolean }> {
-  return concatMap((batch) =>
-    batch.offsets.size === 0
-      ? of({ ...batch, committed: true })
-      : from(config.commit(batch)).pipe(
-          last(),
-          map((committed) => ({ ...batch, committed })),
-        ),
+  return awaitEach(
+    // A batch that claims no offsets (a split part) has nothing to commit.
+    (batch: T) => (batch.offsets.size === 0 ? of(true) : config.commit(batch)),
+    (batch, committed) => {
+      if (committed === undefined) throw new Error(`the commit of batch ${String((batch as { token?: unknown }).token ?? '')} completed without saying whether it landed`);
+      return { ...batch, committed };
+    },
   );
 }

@@ -1,4 +1,5 @@
-import { concatMap, from, last, map, of, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { of, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { awaitEach } from './awaitEach.ts';
 import type { DecodedChunk, RejectedMessage } from '../domain/batch.ts';
 
 export interface DeadLetterConfig {
@@ -37,5 +38,8 @@ export interface DeadLetterConfig {
  * ```
  */
 export function deadLetter<T>(config: DeadLetterConfig): OperatorFunction<DecodedChunk<T>, DecodedChunk<T>> {
-  return concatMap((chunk) => (chunk.rejected.length === 0 ? of(chunk) : from(config.send(chunk.rejected)).pipe(last(null, null), map(() => chunk))));
+  return awaitEach(
+    (chunk: DecodedChunk<T>) => (chunk.rejected.length === 0 ? of(undefined) : config.send(chunk.rejected)),
+    (chunk) => chunk,
+  );
 }

@@ -1,4 +1,5 @@
-import { concatMap, from, last, map, type ObservableInput, type OperatorFunction } from 'rxjs';
+import type { ObservableInput, OperatorFunction } from 'rxjs';
+import { awaitEach } from './awaitEach.ts';
 
 export interface PublishBatchesConfig<T> {
   /** The commit landed: make the durable copy sendable. */
@@ -39,10 +40,8 @@ export interface PublishBatchesConfig<T> {
  * ```
  */
 export function publishBatches<T extends { readonly committed: boolean }>(config: PublishBatchesConfig<T>): OperatorFunction<T, T> {
-  return concatMap((batch) =>
-    from(batch.committed ? config.publish(batch) : config.discard(batch)).pipe(
-      last(null, null),
-      map(() => batch),
-    ),
+  return awaitEach(
+    (batch: T) => (batch.committed ? config.publish(batch) : config.discard(batch)),
+    (batch) => batch,
   );
 }
