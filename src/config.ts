@@ -49,6 +49,7 @@ const SETTINGS = {
   INSERT_LEVEL: { schema: z.string().regex(/^\d+$/).transform(Number), default: '', form: 'an integer level for the codec' },
   METRICS_HOST: { schema: z.string().min(1), default: '127.0.0.1', form: 'an address to listen on (0.0.0.0 in a container)' },
   METRICS_PORT: { schema: integer(0, 65_535), default: '9464', form: 'a TCP port, or 0 for none' },
+  METRICS_FILE: { schema: z.string(), default: '', form: 'a file path, or empty for none' },
   LOG_LEVEL: {
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     default: 'info',
@@ -78,6 +79,8 @@ export interface AppConfig {
   readonly insertLevel: number;
   readonly metricsHost: string;
   readonly metricsPort: number;
+  /** Where `run` writes its final metrics (Prometheus text) when it ends; '' for nowhere. */
+  readonly metricsFile: string;
   readonly logLevel: Parsed<'LOG_LEVEL'>;
 }
 
@@ -149,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string
     insertLevel,
     metricsHost: read('METRICS_HOST'),
     metricsPort: read('METRICS_PORT'),
+    metricsFile: read('METRICS_FILE'),
     logLevel: read('LOG_LEVEL'),
   };
 }

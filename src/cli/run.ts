@@ -1,4 +1,4 @@
-import { access, constants } from 'node:fs/promises';
+import { access, constants, rename, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
 import { config as rxjsConfig } from 'rxjs';
@@ -20,6 +20,13 @@ import { configFrom, withSettings } from './settings.ts';
 const STOP_DEADLINE_MS = 15_000;
 /** How long closing the clients may take after a fatal error (a broker that is gone never answers a disconnect). */
 const CLOSE_DEADLINE_MS = 5_000;
+
+/** The registry's metrics in Prometheus text, written to a temp file and renamed over `file`. */
+async function writeMetricsFile(file: string, registry: Registry): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, await registry.metrics());
+  await rename(temporary, file);
+}
 
 /** Runs every closer, each failure ignored, and gives up waiting after `ms`. */
 async function closeWithin(ms: number, closers: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
@@ -84,6 +91,8 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
   // refuses), what was already opened is closed again, so the process exits instead of
   // hanging on a connected client.
   const opened: Array<() => Promise<unknown>> = [];
+  // Closed last, so it holds the final counts, whichever way the run ends.
+  if (config.metricsFile !== '') opened.push(() => writeMetricsFile(config.metricsFile, registry));
   // The metrics port first: one in use is a configuration error (exit 2), found before a
   // spool is locked or a broker dialled.
   let readiness: Readiness = async () => 'starting: opening the spool and the Kafka clients';

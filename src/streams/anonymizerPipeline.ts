@@ -231,15 +231,19 @@ export interface RunningPipeline {
 export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): RunningPipeline {
   const { spool, source, metrics } = deps;
   const log = deps.logger;
+  let spoolFull = false;
   const backpressure = spool.changed$.pipe(startWith(undefined)).subscribe(() => {
     const { bytes, batches } = spool.stats();
     metrics.spoolBytes.set(bytes);
     metrics.spoolBatches.set(batches);
     if (bytes > deps.spoolMaxBytes) {
       source.pause('spool-full');
+      if (!spoolFull) metrics.pauses.inc({ reason: 'spool-full' });
+      spoolFull = true;
       metrics.paused.set(1);
     } else if (bytes < deps.spoolMaxBytes * 0.8) {
       source.resume('spool-full');
+      spoolFull = false;
       metrics.paused.set(0);
     }
   });

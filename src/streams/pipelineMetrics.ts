@@ -17,6 +17,7 @@ export interface PipelineMetrics {
   readonly spoolBytes: Gauge;
   readonly spoolBatches: Gauge;
   readonly paused: Gauge;
+  readonly pauses: Counter<'reason'>;
   readonly consumed: Counter;
   readonly decoded: Counter;
   readonly anonymized: Counter;
@@ -44,6 +45,7 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
     spoolBytes: new Gauge({ name: 'anonymizer_spool_bytes', help: 'Bytes of sealed batches waiting in the spool', registers }),
     spoolBatches: new Gauge({ name: 'anonymizer_spool_batches', help: 'Sealed batches waiting in the spool', registers }),
     paused: new Gauge({ name: 'anonymizer_consumer_paused', help: '1 while consumption is paused because the spool is full', registers }),
+    pauses: new Counter({ name: 'anonymizer_consumer_pauses_total', help: 'Times consumption paused, by reason', labelNames: ['reason'], registers }),
     consumed: new Counter({ name: 'anonymizer_records_consumed_total', help: 'Kafka messages handed to the pipeline', registers }),
     decoded: new Counter({ name: 'anonymizer_records_decoded_total', help: 'Kafka messages decoded into records', registers }),
     anonymized: new Counter({ name: 'anonymizer_records_anonymized_total', help: 'Records whose client address was anonymized (invalid ones included, stored as X)', registers }),

@@ -7,6 +7,7 @@ import { expect } from 'vitest';
 import type { SourceRecord } from '../../src/domain/encodeRecord.ts';
 import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
 import { chQuery, createTopic, runCli, type E2EStack, type Proxy } from './e2eStack.ts';
+import { readMetricsFile, type Samples } from './metrics.ts';
 
 // Recent timestamps (an hour ago, on a whole minute): the tables' retention TTLs would
 // drop rows dated long ago before a test could count them.
@@ -57,6 +58,7 @@ export function lcg(seed: number): () => number {
  * other's records.
  */
 export function scenarioHelpers(stackOf: () => E2EStack) {
+  let drains = 0;
   async function scenario(name: string): Promise<Scenario> {
     const topic = `faults_${name}`;
     const database = `faults_${name}`;
@@ -95,10 +97,12 @@ export function scenarioHelpers(stackOf: () => E2EStack) {
     expect(result.status, result.stderr).toBe(0);
     return records(seed, count);
   }
-  async function drain(s: Scenario, proxy: Proxy, extra: Record<string, string> = {}): Promise<string> {
-    const result = await runCli(['run', '--drain'], s.env(proxy.url, extra), 120_000);
+  /** A `run --drain` that must exit 0: its output, and the metrics it wrote when it ended. */
+  async function drain(s: Scenario, proxy: Proxy, extra: Record<string, string> = {}): Promise<{ output: string; metrics: Samples }> {
+    const metricsFile = join(stackOf().dir, `metrics-${s.name}-${++drains}.prom`);
+    const result = await runCli(['run', '--drain'], s.env(proxy.url, { METRICS_FILE: metricsFile, ...extra }), 120_000);
     expect(result.status, result.stderr.slice(-4000)).toBe(0);
-    return result.stderr;
+    return { output: result.stdout + result.stderr, metrics: readMetricsFile(metricsFile) };
   }
   /** Exactly the expected rows, once each, anonymized, and the per-minute totals agree. */
   async function expectExactlyOnce(s: Scenario, expected: readonly SourceRecord[]): Promise<void> {
