@@ -26,7 +26,7 @@
  * depend on the body size.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -62,6 +62,7 @@ const { values } = parseArgs({
     'app-delay': { type: 'string', default: '0' },
     'check-fill': { type: 'boolean', default: false },
     'no-drain': { type: 'boolean', default: false },
+    json: { type: 'string' },
   },
 });
 const dataset = values.dataset!;
@@ -131,7 +132,17 @@ function dirBytes(dir: string): number {
  * Issue 4's verdict on every request: from the app's "batch stored" log lines (the body
  * bytes it sent) and nginx's access log (what the proxy answered).
  */
-function judgeFill(appLogFile: string, accessLogFile: string): { passed: boolean; lines: string[] } {
+/** What --check-fill found, for the table and for --json. */
+interface FillVerdict {
+  readonly passed: boolean;
+  readonly lines: string[];
+  readonly requestsStored: number;
+  readonly status413: number;
+  readonly bodiesUnderFloor: number;
+  readonly bodiesOverLimit: number;
+}
+
+function judgeFill(appLogFile: string, accessLogFile: string): FillVerdict {
   // SOAK_KEEP_APP_LOG=<file> keeps the app's log for a closer look (the run's directory is removed).
   if (process.env.SOAK_KEEP_APP_LOG) copyFileSync(appLogFile, process.env.SOAK_KEEP_APP_LOG);
   const stored = readFileSync(appLogFile, 'utf8')
@@ -154,6 +165,10 @@ function judgeFill(appLogFile: string, accessLogFile: string): { passed: boolean
   const pct = (x: number | undefined) => (x === undefined ? 'n/a' : `${(x * 100).toFixed(1)} %`);
   return {
     passed,
+    requestsStored: stored.length,
+    status413: tooLarge,
+    bodiesUnderFloor: underFilled.length,
+    bodiesOverLimit: over,
     lines: [
       `| requests stored | ${stored.length} (nginx answered 200 to ${accepted}, 413 to ${tooLarge}, other ${statuses.length - accepted - tooLarge}) |`,
       `| body fill, all but the last | min ${pct(fills[0])}, median ${pct(fills[Math.floor(fills.length / 2)])}, max ${pct(fills.at(-1))} of ${maxBodyBytes} B |`,
@@ -306,6 +321,14 @@ try {
   if (accounted ? count + accounted.spooled + accounted.unconsumed !== total || distinct !== count : count !== total || distinct !== total) exitCode = 1;
   if (fill && !fill.passed) exitCode = 1;
   if (fill) log(`accelerated end-to-end check: ${fill.passed && exitCode === 0 ? 'PASSED' : 'FAILED'}`);
+  // --json FILE: the same figures for a program to read (test/e2e/fill.test.ts).
+  if (values.json) {
+    const { lines: _table, ...checked } = fill ?? { lines: [] };
+    writeFileSync(
+      values.json,
+      JSON.stringify({ fed: total, stored: count, distinct, lost: accounted ? undefined : total - distinct, duplicated: count - distinct, deadLettered: dead, peakRssMiB: peak, fill: fill ? checked : undefined, passed: exitCode === 0 }, null, 2),
+    );
+  }
 } catch (error) {
   process.stderr.write(`soak: ${(error as Error).message}\n`);
   exitCode = 1;
