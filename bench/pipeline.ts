@@ -218,6 +218,6 @@ for (const result of results) {
 }
 lines.push(
   '',
-  `Targets (issue 4): ≥ 100,000 records/s on one core with the fast codec (${fast.codec}-${fast.level}); < 5 % of a core at the sustainable rate.`,
+  `Targets (docs/performance.md): ≥ 100,000 records/s on one core with the fast codec (${fast.codec}-${fast.level}); < 5 % of a core at the sustainable rate.`,
 );
 process.stdout.write(lines.join('\n') + '\n');

@@ -15,7 +15,7 @@
  *          --no-drain: stop the app when feeding ends (for memory at high factors, where
  *          draining would take hours) and account for every record instead: stored + in
  *          the spool + not yet consumed must equal what was fed.
- *          --check-fill: also judge every request (issue 4's accelerated end-to-end check):
+ *          --check-fill: also judge every request (the accelerated end-to-end check of docs/performance.md):
  *          each body but the last ≥ 95 % of the limit, no 413, the backlog drained, nothing
  *          lost or duplicated; exit 1 otherwise.
  *
@@ -129,7 +129,7 @@ function dirBytes(dir: string): number {
 }
 
 /**
- * Issue 4's verdict on every request: from the app's "batch stored" log lines (the body
+ * The fill verdict on every request: from the app's "batch stored" log lines (the body
  * bytes it sent) and nginx's access log (what the proxy answered).
  */
 /** What --check-fill found, for the table and for --json. */

@@ -1,4 +1,4 @@
-// `node stack/cli.ts up|down|status`: the local stack without Docker (design §6).
+// `node stack/cli.ts up|down|status`: the local stack without Docker (docs/architecture.md, "The local stack").
 //
 // State lives in STACK_DIR (default ./var/stack) with one subdir per service. Services
 // are found again only through their pid files, so `up` may be run twice (it reports

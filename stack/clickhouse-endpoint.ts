@@ -1,5 +1,5 @@
 // ClickHouse-compatible HTTP endpoint in front of one in-process chdb Session, for the
-// local stack on machines without Docker (design §6).
+// local stack on machines without Docker (docs/architecture.md, "The local stack").
 //
 // Wire protocol (the subset of ClickHouse's HTTP interface, port 8123, that our clients use):
 // - `GET /` and `GET /ping` answer `Ok.\n`.

@@ -1,4 +1,4 @@
-// The integration stack on testcontainers (design §6, "with Docker"): the same three
+// The integration stack on testcontainers (docs/architecture.md, "The local stack"; the with-Docker column): the same three
 // services as the local stack, from the images docker-compose.yml uses, on the same
 // 127.0.0.1 ports the caller chose, so tests cannot tell them apart. Selected with
 // STACK=containers (test/support/e2eStack.ts); loaded only then, so the local stack and

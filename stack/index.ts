@@ -1,4 +1,4 @@
-// The local development/test stack without Docker (design §6): Kafka on the JVM, the
+// The local development/test stack without Docker (docs/architecture.md, "The local stack"): Kafka on the JVM, the
 // ClickHouse engine via chdb behind a ClickHouse-compatible HTTP endpoint, and the real
 // nginx ch-proxy. Used by stack/cli.ts and by integration tests.
 

@@ -1,5 +1,5 @@
 /**
- * Wire protocol: a directory of files on the local disk (design.md §2).
+ * Wire protocol: a directory of files on the local disk (docs/architecture.md, "The spool").
  *
  *   <dir>/lock                 the PID of the one process that owns the spool
  *   <dir>/instance             this spool's id, named in the Kafka commits it makes
@@ -9,7 +9,7 @@
  *   <dir>/quarantine/<name>.batch + <name>.error.json   batches ClickHouse refused as bad data
  *
  * A batch from Kafka goes through three steps, so that no crash or rebalance can store it
- * twice or lose it (design.md §2, rules 2–3):
+ * twice or lose it (docs/guarantees.md):
  *   stage    write it to tmp/ and fsync it: durable, not yet to be sent;
  *   (the caller commits its offsets to Kafka, naming this spool and the batch's token)
  *   publish  rename it into batches/: it will be sent.

@@ -35,7 +35,7 @@ const stored: InsertOutcome<ReturnType<typeof sealed>> = { batch: sealed('t'), k
 const committed = { ...sealed('t', 1, [[0, 1]]), committed: true };
 
 type Case = [string, () => Observable<unknown>];
-const encodeConfig = { encode: () => new Uint8Array(10), compress: async (body: Uint8Array) => body, codec: 'none' as const, maxBodyBytes: 100 };
+const encodeConfig = { encode: () => new Uint8Array(10), format: 'Native' as const, compress: async (body: Uint8Array) => body, codec: 'none' as const, maxBodyBytes: 100 };
 const cases: Case[] = [
   ['sealBatches: sizeOf', () => of(rowChunk).pipe(sealBatches({ proxyReady$: of(), sizeOf: thrower }))],
   ['sealBatches: fit.measure', () => of(rowChunk).pipe(sealBatches({ proxyReady$: of(), sizeOf: () => 1_000, fit: { limit: 100, measure: thrower } }))],

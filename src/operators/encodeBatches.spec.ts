@@ -12,6 +12,7 @@ function config(overrides: Partial<EncodeBatchesConfig>, cold: (marbles: string,
   let token = 0;
   return {
     encode,
+    format: 'Native',
     // "Compression" takes two frames and keeps the bytes as they are.
     compress: (body) => cold('--(b|)', { b: body }),
     codec: 'none',

@@ -9,8 +9,12 @@ export interface EncodeBatchesConfig {
   /** Uncompressed body → compressed body, off the event loop. */
   readonly compress: (body: Uint8Array) => ObservableInput<Uint8Array>;
   readonly codec: Codec;
-  /** The format `encode` writes, sent with the body so ClickHouse gets the matching statement. Default `Native`. */
-  readonly format?: SealedBatch['format'];
+  /**
+   * The format `encode` writes, sent with the body so ClickHouse gets the matching
+   * statement (`INSERT_FORMAT` for `encodeInsertBody`, `Native` for `encodeNative`). No
+   * default: a format that does not match the encoder would be refused by ClickHouse.
+   */
+  readonly format: SealedBatch['format'];
   /** The proxy's body limit, in bytes. No body over it is ever emitted. */
   readonly maxBodyBytes: number;
   /** A fresh dedup token; default `randomUUID`. Injected so tests are deterministic. */
@@ -43,7 +47,7 @@ interface Part {
  * ```
  *
  * @example
- * batches$.pipe(encodeBatches({ encode: encodeNative, compress: (b) => compress('br', 11, b), codec: 'br', maxBodyBytes: 1 << 20 }))
+ * batches$.pipe(encodeBatches({ encode: encodeInsertBody, format: INSERT_FORMAT, compress: (b) => compress('br', 11, b), codec: 'br', maxBodyBytes: 1 << 20 }))
  */
 export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<RowBatch, SealedBatch> {
   const newToken = config.newToken ?? randomUUID;
@@ -75,7 +79,7 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
 
   return concatMap((batch) => {
     if (batch.rows.length === 0) {
-      return of<SealedBatch>({ token: newToken(), body: new Uint8Array(0), format: config.format ?? 'Native', codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets, ...generationOf(batch) });
+      return of<SealedBatch>({ token: newToken(), body: new Uint8Array(0), format: config.format, codec: config.codec, rowCount: 0, uncompressedBytes: 0, offsets: batch.offsets, ...generationOf(batch) });
     }
     // Sealed with its body already measured to fit (sealBatches' `fit`): send it as it is.
     const parts$: Observable<Part> =
@@ -89,7 +93,7 @@ export function encodeBatches(config: EncodeBatchesConfig): OperatorFunction<Row
           (part, index): SealedBatch => ({
             token: newToken(),
             body: part.body,
-            format: config.format ?? 'Native',
+            format: config.format,
             codec: config.codec,
             rowCount: part.end - part.start,
             uncompressedBytes: part.raw,

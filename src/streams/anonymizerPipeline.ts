@@ -1,5 +1,5 @@
 /**
- * The product, as two declarative chains around the spool (design.md §1–§2):
+ * The product, as two declarative chains around the spool (docs/architecture.md):
  *
  *   ingestion:  kafkaSource ─► decodeRecords ─► deadLetter ─► anonymizeAddresses
  *                 ─► sealBatches(proxyReady$, size cap) ─► encodeBatches

@@ -1,4 +1,4 @@
-// Issue 4's accelerated end-to-end check, in CI: `npm run check:fill` (bench/soak.ts
+// The accelerated end-to-end fill check (docs/performance.md), in CI: `npm run check:fill` (bench/soak.ts
 // --check-fill) on a private stack — the real Kafka, the real nginx at 60r/m with the app's
 // interval matched, the ClickHouse engine — fed 1.5× the sustainable rate for 5 minutes,
 // starting on a backlog. It passes only if every body but the last fills ≥ 95 % of the
