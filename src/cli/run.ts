@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
 import { config as rxjsConfig } from 'rxjs';
 import { AnonymizerError } from '../errors.ts';
-import { ProxySlots } from '../domain/proxySlots.ts';
+import { ProxySlots } from '../pacing/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
 import { SETTING_NAMES, type AppConfig } from '../config.ts';
 import { createClickHouseHttp } from '../io/clickhouseHttp.ts';

@@ -19,7 +19,7 @@
  *   `stop()` completes the chunk stream at once (graceful shutdown).
  */
 import { Kafka, logLevel as KafkaLogLevel, type Admin, type Consumer, type LogEntry } from 'kafkajs';
-import { Observable, type Subscriber } from 'rxjs';
+import { BehaviorSubject, distinctUntilChanged, Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
 import type { OffsetChunk, PartitionOffsets, SourceMessage } from '../domain/batch.ts';
 import { PartitionProgress, shouldPause } from '../domain/partitionProgress.ts';
@@ -63,6 +63,10 @@ export interface KafkaSource {
   commit(batch: CommittableBatch, instanceId: string): Promise<boolean>;
   /** True when every partition heard from has nothing more to fetch right now. */
   isCaughtUp(): boolean;
+  /** Messages handed over and not committed past which fetching pauses. */
+  readonly maxOutstanding: number;
+  /** `isCaughtUp()` as a stream: the current value on subscription, then every change. */
+  readonly caughtUp$: Observable<boolean>;
   /** True once the consumer has joined its group (it may hold no partition). */
   joined(): boolean;
   /** Per partition: the high-water mark minus the next offset to fetch, as last seen. */
@@ -165,6 +169,8 @@ export function createKafkaSource(config: KafkaSourceConfig, clients: KafkaSourc
   let discarded = 0;
   let subscriber: Subscriber<OffsetChunk<SourceMessage>> | undefined;
   let drainTargets: Map<number, number> | undefined;
+  const caughtUp = new BehaviorSubject(true);
+  const caughtUp$ = caughtUp.pipe(distinctUntilChanged());
 
   /**
    * Pauses or resumes to match the reasons. `force` re-applies the state even if it looks
@@ -195,6 +201,7 @@ export function createKafkaSource(config: KafkaSourceConfig, clients: KafkaSourc
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     generation++;
     progress.reset();
+    caughtUp.next(true);
     log.info({ generation, partitions: event.payload.memberAssignment[config.topic] ?? [], leader: event.payload.isLeader }, 'joined the consumer group');
     applyPause(true);
   });
@@ -237,6 +244,7 @@ export function createKafkaSource(config: KafkaSourceConfig, clients: KafkaSourc
     const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
     const lastOffset = Number(batch.lastOffset());
     progress.fetched(partition, Number(batch.firstOffset() ?? lastOffset), lastOffset, Number(batch.highWatermark));
+    caughtUp.next(progress.isCaughtUp());
     subscriber.next({ partition, items, lastOffset, generation });
     applyPause();
     checkDrained();
@@ -299,6 +307,8 @@ export function createKafkaSource(config: KafkaSourceConfig, clients: KafkaSourc
     discarded: () => discarded,
     joined: () => generation > 0,
     isCaughtUp: () => progress.isCaughtUp(),
+    caughtUp$,
+    maxOutstanding,
     lag: () => progress.lag(),
     outstanding: () => progress.outstanding(),
     pause(reason) {

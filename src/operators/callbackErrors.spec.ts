@@ -8,7 +8,7 @@ import { config as rxjsConfig, of, type Observable } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DecodedChunk, OffsetChunk, RowBatch } from '../domain/batch.ts';
 import type { DecodedRecord } from '../domain/httpLogRow.ts';
-import { ProxySlots } from '../domain/proxySlots.ts';
+import { ProxySlots } from '../pacing/proxySlots.ts';
 import { DecodeError } from '../errors.ts';
 import { acknowledgeBatches } from './acknowledgeBatches.ts';
 import { anonymizeAddresses } from './anonymizeAddresses.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ColdObservable } from 'rxjs/internal/testing/ColdObservable';
 import type { SealedBatch } from '../domain/batch.ts';
-import { ProxySlots } from '../domain/proxySlots.ts';
+import { ProxySlots } from '../pacing/proxySlots.ts';
 import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
 import { pacedInsert, type InsertOutcome } from './pacedInsert.ts';
 import { newTestScheduler, sealed } from './testing.ts';
@@ -126,14 +126,15 @@ describe('pacedInsert', () => {
     expect(proxy.calls).toEqual(['a']);
   });
 
-  it('ready$ stays quiet while a batch waits, and fires once the slot is open and idle', () => {
+  it('idle$ is false while a batch waits or the slot is closed, true once it is open and idle; ready$ fires on each rise', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {
-      const slots = new ProxySlots({ minIntervalMs: 6, marginMs: 0, readyPollMs: 2, scheduler });
+      const slots = new ProxySlots({ minIntervalMs: 6, marginMs: 0, scheduler });
       const proxy = scripted(cold as Cold, ['-|']);
-      cold('a', { a }).pipe(pacedInsert({ send: proxy.send, slots })).subscribe();
-      // The request starts at 0: the next slot opens at 6; polls at 2 and 4 find it closed.
-      expectObservable(slots.ready$, '^-------!').toBe('------x-', { x: 2 });
+      cold('-a', { a }).pipe(pacedInsert({ send: proxy.send, slots })).subscribe();
+      // Idle at 0; a arrives at 1 (waiting), its request takes 1 frame and uses the slot: closed until 7.
+      expectObservable(slots.idle$, '^--------!').toBe('tf-----t-', { t: true, f: false });
+      expectObservable(slots.ready$, '^--------!').toBe('t------t-', { t: true });
     });
   });
 

@@ -1,5 +1,5 @@
 import { catchError, concatMap, defer, from, last, map, of, retry, tap, throwError, type Observable, type ObservableInput, type OperatorFunction } from 'rxjs';
-import type { ProxySlots } from '../domain/proxySlots.ts';
+import type { ProxySlots } from '../pacing/proxySlots.ts';
 import { BodyTooLargeError, classifyInsertFailure, NetworkError, ProxyRateLimitedError, type InsertFailureAction } from '../errors.ts';
 
 /** What `pacedInsert` needs to know of a batch. */

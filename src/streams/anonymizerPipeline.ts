@@ -12,11 +12,11 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { defer, filter, from, mergeMap, startWith, tap, type Observable } from 'rxjs';
+import { combineLatest, defer, distinctUntilChanged, endWith, from, ignoreElements, lastValueFrom, map, merge, mergeMap, NEVER, of, scan, share, startWith, Subject, takeUntil, tap, toArray, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
-import type { Codec, SealedBatch } from '../domain/batch.ts';
+import type { Codec, RowBatch, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
-import type { ProxySlots } from '../domain/proxySlots.ts';
+import type { ProxySlots } from '../pacing/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
 import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from '../encode/insertBody.ts';
 import { AnonymizerError } from '../errors.ts';
@@ -71,16 +71,51 @@ export const MAX_ROWS_PER_BATCH = 150_000;
 
 type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 
+/**
+ * The two pause mechanisms must not deadlock: the source pauses once `maxOutstanding`
+ * rows are handed over and not committed, and a batch is committed only once it is
+ * sealed, so a batch must be able to seal before the source pauses.
+ */
+export function assertBatchCanSeal(maxRowsPerBatch: number, maxOutstanding: number): void {
+  if (!(maxRowsPerBatch < maxOutstanding)) {
+    throw new AnonymizerError(`a batch of ${maxRowsPerBatch} rows could never seal: the source pauses at ${maxOutstanding} uncommitted rows`, 'ANON_PIPELINE_INVARIANT', false, 'configuring');
+  }
+}
+
+/**
+ * When the open batch should be sealed without waiting to fill: the proxy is idle (a slot
+ * is open, no batch waits for it), nothing is queued in the spool or on its way there, and
+ * the source has caught up (a backlog fills whole bodies instead of sealing whatever the
+ * first fetch brought). A level built from the four state streams, not a poll.
+ */
+export function sealGate(proxyIdle$: Observable<boolean>, spoolEmpty$: Observable<boolean>, rowsInFlight$: Observable<number>, caughtUp$: Observable<boolean>): Observable<boolean> {
+  return combineLatest([proxyIdle$, spoolEmpty$, rowsInFlight$, caughtUp$]).pipe(
+    map(([idle, empty, inFlight, caughtUp]) => idle && empty && inFlight === 0 && caughtUp),
+    distinctUntilChanged(),
+  );
+}
+
 /** Kafka → spool. Completes when the source does (drain, shutdown), after the last batch is published. */
 export function ingestion(deps: PipelineDeps): Observable<Ingested> {
+  return defer(() => ingestionChain(deps));
+}
+
+function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
   const { source, spool, slots, metrics } = deps;
   const log = deps.logger;
-  // Rows sealed and not yet in the send queue (encoding, staging, committing). While there
-  // are any, the slot is already spoken for: sealing again would send a sliver first.
-  let sealedRowsInFlight = 0;
-  // Seal at a slot only when nothing is queued or on its way and the source has caught up:
-  // a backlog fills whole bodies instead of sealing whatever the first fetch brought.
-  const proxyReady$ = slots.ready$.pipe(filter(() => sealedRowsInFlight === 0 && spool.stats().batches === 0 && source.isCaughtUp()));
+  assertBatchCanSeal(MAX_ROWS_PER_BATCH, source.maxOutstanding);
+  // Rows sealed and not yet in the send queue (encoding, staging, committing), as a stream
+  // of changes summed: while there are any, the slot is already spoken for.
+  const inFlightChanges = new Subject<number>();
+  const rowsInFlight$ = inFlightChanges.pipe(
+    scan((sum, change) => sum + change, 0),
+    startWith(0),
+  );
+  const spoolEmpty$ = spool.changed$.pipe(
+    startWith(undefined),
+    map(() => spool.stats().batches === 0),
+  );
+  const proxyIdle$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$);
 
   const sealed$ = source.chunks$.pipe(
     tap((chunk) => metrics.consumed.inc(chunk.items.length)),
@@ -97,11 +132,12 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
     }),
     anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
     tap((chunk) => metrics.anonymized.inc(chunk.items.length)),
-    // maxRows: less than the source lets be outstanding (MAX_OUTSTANDING_ROWS), so a batch can always fill.
+    // maxRows: less than the source lets be outstanding (assertBatchCanSeal), so a batch can always fill.
     // fit: each full body is measured (encoded and compressed) before it is sealed, so it
     // fills the proxy's limit to within 5 % and never passes it.
     sealBatches({
-      proxyReady$,
+      proxyReady$: NEVER,
+      proxyIdle$,
       sizeOf: insertRowSize,
       maxRows: MAX_ROWS_PER_BATCH,
       fit: {
@@ -117,7 +153,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
         },
       },
     }),
-    tap((batch) => (sealedRowsInFlight += batch.rows.length)),
+    tap((batch) => inFlightChanges.next(batch.rows.length)),
   );
   return sealed$.pipe(
     encodeBatches({
@@ -138,7 +174,7 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
         return batch.stored ? spool.discard(batch.stored) : Promise.resolve();
       },
     }),
-    tap((batch) => (sealedRowsInFlight -= batch.rowCount)),
+    tap((batch) => inFlightChanges.next(-batch.rowCount)),
   );
 }
 
@@ -186,36 +222,43 @@ export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBa
   );
 }
 
-/** A 413: the body goes back to rows, and two halves replace the batch in the spool, durably. */
+/**
+ * A 413: the body goes back to rows, and parts of at most half its size replace the batch
+ * in the spool, durably. The parts come from encodeBatches' own split, so a part is never
+ * over the new limit whatever the rows compress to.
+ */
 async function splitInHalves(deps: PipelineDeps, batch: SpooledBatch): Promise<void> {
   // Either format: a batch spooled by an earlier version is split into parts of today's.
   const rows = decodeInsertBody(await decompress(batch.codec, await deps.spool.readBody(batch)));
-  if (rows.length < 2) {
-    await deps.spool.quarantine(batch, { code: 'ANON_BODY_TOO_LARGE', message: 'a single row is over the proxy body limit' });
-    return;
-  }
-  const half = Math.ceil(rows.length / 2);
-  const parts: SealedBatch[] = [];
-  for (const [index, slice] of [rows.slice(0, half), rows.slice(half)].entries()) {
-    const raw = encodeInsertBody(slice);
-    parts.push({
-      // Derived, not random: a split redone after a crash sends the same tokens again.
-      token: `${batch.token}-${index}`,
-      body: await deps.compress(raw),
+  const tooLarge = { code: 'ANON_BODY_TOO_LARGE', message: 'a single row is over the body limit the proxy enforces' };
+  if (rows.length < 2) return deps.spool.quarantine(batch, tooLarge);
+  let index = 0;
+  const parts$ = of<RowBatch>({ rows, offsets: new Map(), reason: batch.header.sealReason ?? 'size' }).pipe(
+    encodeBatches({
+      encode: encodeInsertBody,
       format: INSERT_FORMAT,
+      compress: deps.compress,
       codec: deps.codec,
-      rowCount: slice.length,
-      uncompressedBytes: raw.byteLength,
-      offsets: new Map(),
-    });
+      maxBodyBytes: Math.floor(batch.bodyBytes / 2),
+      // Derived, not random: a split redone after a crash sends the same tokens again.
+      newToken: () => `${batch.token}-${index++}`,
+    }),
+    toArray(),
+  );
+  let parts: SealedBatch[];
+  try {
+    parts = await lastValueFrom(parts$);
+  } catch (error) {
+    if (error instanceof RangeError) return deps.spool.quarantine(batch, tooLarge);
+    throw error;
   }
   deps.metrics.split.inc();
-  deps.logger.warn({ token: batch.token, rows: rows.length, parts: parts.map((p) => p.body.byteLength) }, 'the proxy refused the body as too large (413): split in two');
+  deps.logger.warn({ token: batch.token, rows: rows.length, parts: parts.map((p) => p.body.byteLength) }, 'the proxy refused the body as too large (413): split');
   await deps.spool.replace(batch, parts);
 }
 
 export interface RunningPipeline {
-  /** Resolves when both chains are done (drain), rejects on a fatal error. */
+  /** Resolves when both chains are done (drain, or after `stop()`), rejects on a fatal error. */
   readonly done: Promise<void>;
   /** Graceful stop: no more fetching; the open batch is sealed, persisted and committed; delivery stops now. */
   stop(): Promise<void>;
@@ -227,71 +270,73 @@ export interface RunningPipeline {
   abort(error: unknown): void;
 }
 
-/** Runs both chains, with backpressure from the spool's size to the consumer. */
-export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): RunningPipeline {
+/**
+ * Pauses consumption while the spool holds more than `spoolMaxBytes`, resumes below 80 %
+ * of it (hysteresis, so a spool at the mark does not flap), and keeps the spool gauges.
+ * A stream of the spool's changes; it never completes by itself.
+ */
+export function backpressure(deps: Pick<PipelineDeps, 'spool' | 'source' | 'metrics' | 'spoolMaxBytes'>): Observable<never> {
   const { spool, source, metrics } = deps;
-  const log = deps.logger;
-  let spoolFull = false;
-  const backpressure = spool.changed$.pipe(startWith(undefined)).subscribe(() => {
-    const { bytes, batches } = spool.stats();
-    metrics.spoolBytes.set(bytes);
-    metrics.spoolBatches.set(batches);
-    if (bytes > deps.spoolMaxBytes) {
-      source.pause('spool-full');
-      if (!spoolFull) metrics.pauses.inc({ reason: 'spool-full' });
-      spoolFull = true;
-      metrics.paused.set(1);
-    } else if (bytes < deps.spoolMaxBytes * 0.8) {
-      source.resume('spool-full');
-      spoolFull = false;
-      metrics.paused.set(0);
-    }
-  });
+  return spool.changed$.pipe(
+    startWith(undefined),
+    map(() => spool.stats()),
+    tap(({ bytes, batches }) => {
+      metrics.spoolBytes.set(bytes);
+      metrics.spoolBatches.set(batches);
+    }),
+    scan((full, { bytes }) => (bytes > deps.spoolMaxBytes ? true : bytes < deps.spoolMaxBytes * 0.8 ? false : full), false),
+    distinctUntilChanged(),
+    tap((full) => {
+      metrics.paused.set(full ? 1 : 0);
+      if (full) {
+        metrics.pauses.inc({ reason: 'spool-full' });
+        source.pause('spool-full');
+      } else source.resume('spool-full');
+    }),
+    ignoreElements(),
+  );
+}
 
-  let ingestDone!: () => void;
-  const ingested = new Promise<void>((resolve) => (ingestDone = resolve));
-  let fail!: (error: unknown) => void;
-  let finish!: () => void;
+/**
+ * Both chains and the backpressure, as one stream: ingestion (with backpressure for as
+ * long as it runs) and delivery, merged. It completes when ingestion has completed (the
+ * source ended: a drain's end, or `stop$`) and delivery has too: in a drain, delivery
+ * completes once the spool is empty after the end of input; `stop$` ends delivery at once.
+ * Any error in either chain errors it, which tears both down.
+ */
+export function pipeline$(deps: PipelineDeps, options: { drain: boolean }, stop$: Observable<unknown>): Observable<never> {
+  const ingest$ = ingestion(deps).pipe(
+    tap({ complete: () => options.drain && deps.spool.endOfInput() }),
+    // One run of ingestion for both subscribers; one that subscribes after it ended sees the end, not a second run.
+    share({ resetOnComplete: false, resetOnError: false, resetOnRefCountZero: false }),
+  );
+  const ingestEnd$ = ingest$.pipe(ignoreElements(), endWith(true));
+  return merge(
+    ingest$.pipe(ignoreElements()),
+    backpressure(deps).pipe(takeUntil(ingestEnd$)),
+    delivery(deps).pipe(takeUntil(stop$), ignoreElements()),
+  );
+}
+
+/** Runs `pipeline$`: the product as a promise-shaped handle for the CLI and for embedders. */
+export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): RunningPipeline {
+  const stop$ = new Subject<void>();
+  // abort(): takeUntil forwards its notifier's error, which tears the chains down.
+  const abort$ = new Subject<never>();
   const done = new Promise<void>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
+    pipeline$(deps, options, stop$).pipe(takeUntil(abort$)).subscribe({ error: reject, complete: resolve });
   });
-
-  const ingestSubscription = defer(() => ingestion(deps)).subscribe({
-    error: (error: unknown) => {
-      ingestDone();
-      fail(error);
-    },
-    complete: () => {
-      ingestDone();
-      if (options.drain) spool.endOfInput();
-    },
-  });
-  const deliverySubscription = delivery(deps).subscribe({
-    error: (error: unknown) => fail(error),
-    complete: () => finish(),
-  });
-
-  const teardown = (): void => {
-    backpressure.unsubscribe();
-    ingestSubscription.unsubscribe();
-    deliverySubscription.unsubscribe();
-  };
-  done.then(teardown, teardown);
-
   return {
     done,
     async stop() {
       // Delivery stops at once: a request cut mid-way is sent again, same token, next run.
-      deliverySubscription.unsubscribe();
-      log.info('stopping: sealing and persisting the open batch');
-      source.stop();
-      await ingested;
-      teardown();
-      finish();
+      deps.logger.info('stopping: sealing and persisting the open batch');
+      stop$.next();
+      deps.source.stop();
+      await done;
     },
     abort(error) {
-      fail(error);
+      abort$.error(error);
     },
   };
 }
