@@ -326,26 +326,3 @@ describe('sealBatches with fit (measure, then seal exactly what fits)', () => {
   });
 });
 
-describe('sealBatches with proxyIdle$ (a level, not pulses)', () => {
-  it('while idle, every chunk is sealed as it arrives; while not, rows wait; a rise seals what is open', () => {
-    scheduler().run(({ cold, hot, expectObservable, expectSubscriptions }) => {
-      const source = cold('-a-b-c----d-|', chunks);
-      const idle = hot('   t--f---t-----', { t: true, f: false });
-      // a arrives while idle: sealed at once. b and c wait (not idle) until the rise at 7; d arrives while idle.
-      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), proxyIdle$: idle, sizeOf: () => 1 }))).toBe('-x-----y--z-|', {
-        x: batch(['a'], [[0, 0]], 'proxy-ready'),
-        y: batch(['b', 'c'], [[0, 2]], 'proxy-ready'),
-        z: batch(['d'], [[0, 3]], 'proxy-ready'),
-      });
-      expectSubscriptions(idle.subscriptions).toBe('^-----------!');
-    });
-  });
-
-  it('an error of proxyIdle$ errors the stream and unsubscribes the source', () => {
-    scheduler().run(({ cold, hot, expectObservable, expectSubscriptions }) => {
-      const source = cold('-a-b-|', chunks);
-      expectObservable(source.pipe(sealBatches({ proxyReady$: cold('-'), proxyIdle$: hot('--#'), sizeOf: () => 1 }))).toBe('--#');
-      expectSubscriptions(source.subscriptions).toBe('^-!');
-    });
-  });
-});

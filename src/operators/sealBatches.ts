@@ -11,13 +11,6 @@ export interface SealBatchesConfig<T> {
    */
   readonly proxyReady$: Observable<unknown>;
   /**
-   * The same trigger as a level: while it is `true`, the open batch is sealed as soon as
-   * it holds anything, on every chunk that arrives. For a gate built from state streams
-   * (the proxy idle, the spool empty, the source caught up), so nothing has to poll it.
-   * Default: never true.
-   */
-  readonly proxyIdle$?: Observable<boolean>;
-  /**
    * Seal before the open batch's estimated size would pass this, in bytes (the unit of
    * `sizeOf`). A function is read again for every batch. Default: no cap (with `fit`, the
    * measured body decides).
@@ -217,18 +210,9 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
         });
         open.endChunk(chunk);
         considerMeasuring();
-        if (idle) onProxyReady();
       };
 
       const readySubscription = config.proxyReady$.subscribe({ next: guarded(onProxyReady), error: (error: unknown) => subscriber.error(error) });
-      let idle = false;
-      const idleSubscription = config.proxyIdle$?.subscribe({
-        next: guarded((value: boolean) => {
-          idle = value;
-          if (idle) onProxyReady();
-        }),
-        error: (error: unknown) => subscriber.error(error),
-      });
       const sourceSubscription = source.subscribe({
         next: guarded(onChunk),
         error: (error: unknown) => subscriber.error(error),
@@ -244,7 +228,6 @@ export function sealBatches<T>(config: SealBatchesConfig<T>): OperatorFunction<O
       return () => {
         measuring?.unsubscribe();
         readySubscription.unsubscribe();
-        idleSubscription?.unsubscribe();
         sourceSubscription.unsubscribe();
       };
     });

@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { combineLatest, defer, distinctUntilChanged, endWith, from, ignoreElements, lastValueFrom, map, merge, mergeMap, NEVER, of, scan, share, startWith, Subject, takeUntil, tap, toArray, type Observable } from 'rxjs';
+import { auditTime, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, toArray, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, RowBatch, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -71,6 +71,9 @@ export const MAX_ROWS_PER_BATCH = 150_000;
 
 type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 
+/** How long rows that arrive while the seal gate is open wait for the rest of their fetch round. */
+export const SETTLE_MS = 250;
+
 /**
  * The two pause mechanisms must not deadlock: the source pauses once `maxOutstanding`
  * rows are handed over and not committed, and a batch is committed only once it is
@@ -115,10 +118,19 @@ function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
     startWith(undefined),
     map(() => spool.stats().batches === 0),
   );
-  const proxyIdle$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$);
+  // While the gate is open: seal what is open at once, and rows that arrive SETTLE_MS after
+  // the first of them, so the other partitions' fetches of the same moment can say the
+  // source is behind (then the gate closes and the rows wait to fill a body).
+  const arrivals = new Subject<void>();
+  const sealNow$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$).pipe(
+    switchMap((open) => (open ? merge(of(undefined), arrivals.pipe(auditTime(SETTLE_MS))) : EMPTY)),
+  );
 
   const sealed$ = source.chunks$.pipe(
-    tap((chunk) => metrics.consumed.inc(chunk.items.length)),
+    tap((chunk) => {
+      metrics.consumed.inc(chunk.items.length);
+      arrivals.next();
+    }),
     decodeRecords({ decode: decodeRecord }),
     tap((chunk) => metrics.decoded.inc(chunk.items.length)),
     deadLetter({
@@ -136,8 +148,7 @@ function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
     // fit: each full body is measured (encoded and compressed) before it is sealed, so it
     // fills the proxy's limit to within 5 % and never passes it.
     sealBatches({
-      proxyReady$: NEVER,
-      proxyIdle$,
+      proxyReady$: sealNow$,
       sizeOf: insertRowSize,
       maxRows: MAX_ROWS_PER_BATCH,
       fit: {
