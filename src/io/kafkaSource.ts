@@ -158,19 +158,92 @@ export interface KafkaSourceClients {
 }
 
 export function createKafkaSource(config: KafkaSourceConfig, clients: KafkaSourceClients = kafkaClientsFor(config)): KafkaSource {
-  const log = config.logger;
-  const { consumer, admin } = clients;
-  const maxOutstanding = config.maxOutstanding ?? 400_000;
-  const progress = new PartitionProgress();
-  const pauseReasons = new Set<string>();
-  let paused = false;
-  let connected = false;
-  let generation = 0;
-  let discarded = 0;
-  let subscriber: Subscriber<OffsetChunk<SourceMessage>> | undefined;
-  let drainTargets: Map<number, number> | undefined;
-  const caughtUp = new BehaviorSubject(true);
-  const caughtUp$ = caughtUp.pipe(distinctUntilChanged());
+  return new GroupSource(config, clients);
+}
+
+/** A fetched partition batch, as kafkajs's `eachBatch` hands it over (the fields used). */
+interface FetchedBatch {
+  readonly partition: number;
+  readonly messages: ReadonlyArray<{ readonly offset: string; readonly key: Buffer | null; readonly value: Buffer | null }>;
+  readonly highWatermark: string;
+  lastOffset(): string;
+  firstOffset(): string | null;
+}
+
+/** The source over one consumer-group member; every decision is a small method. */
+class GroupSource implements KafkaSource {
+  readonly chunks$: Observable<OffsetChunk<SourceMessage>>;
+  readonly caughtUp$: Observable<boolean>;
+  readonly maxOutstanding: number;
+  readonly #config: KafkaSourceConfig;
+  readonly #log: Logger;
+  readonly #consumer: GroupConsumer;
+  readonly #admin: OffsetsAdmin;
+  readonly #progress = new PartitionProgress();
+  readonly #pauseReasons = new Set<string>();
+  readonly #caughtUp = new BehaviorSubject(true);
+  #paused = false;
+  #connected = false;
+  #generation = 0;
+  #discarded = 0;
+  #subscriber: Subscriber<OffsetChunk<SourceMessage>> | undefined;
+  #drainTargets: Map<number, number> | undefined;
+
+  constructor(config: KafkaSourceConfig, clients: KafkaSourceClients) {
+    this.#config = config;
+    this.#log = config.logger;
+    this.#consumer = clients.consumer;
+    this.#admin = clients.admin;
+    this.maxOutstanding = config.maxOutstanding ?? 400_000;
+    this.caughtUp$ = this.#caughtUp.pipe(distinctUntilChanged());
+    this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) => this.#joined(event.payload.memberAssignment[config.topic] ?? [], event.payload.isLeader));
+    // A crash kafkajs does not restart from (bad credentials, a non-retriable error) would
+    // otherwise stop consumption without a word.
+    this.#consumer.on(this.#consumer.events.CRASH, (event) => {
+      const { error, restart } = event.payload;
+      this.#log.warn({ err: error.message, restart }, 'the Kafka consumer crashed');
+      if (!restart) this.#subscriber?.error(error);
+    });
+    this.chunks$ = new Observable<OffsetChunk<SourceMessage>>((observer) => {
+      this.#subscriber = observer;
+      this.#start().catch((error: unknown) => observer.error(error));
+      return () => {
+        if (this.#subscriber === observer) this.#subscriber = undefined;
+        this.#pauseQuietly();
+      };
+    });
+  }
+
+  async #start(): Promise<void> {
+    await this.#consumer.connect();
+    this.#connected = true;
+    if (this.#config.drain) this.#drainTargets = await readDrainTargets(this.#admin, this.#config, this.#log);
+    await this.#consumer.subscribe({ topic: this.#config.topic, fromBeginning: true });
+    await this.#consumer.run({ autoCommit: false, eachBatch: async ({ batch }) => this.#fetched(batch) });
+    // A pause asked for before the consumer ran (a spool already full at start) applies now.
+    this.#applyPause();
+    this.#checkDrained();
+  }
+
+  #joined(partitions: readonly number[], leader: boolean): void {
+    this.#generation++;
+    this.#progress.reset();
+    this.#caughtUp.next(true);
+    this.#log.info({ generation: this.#generation, partitions, leader }, 'joined the consumer group');
+    this.#applyPause(true);
+  }
+
+  #fetched(batch: FetchedBatch): void {
+    if (!this.#subscriber || batch.messages.length === 0) return;
+    const partition = batch.partition;
+    const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
+    const lastOffset = Number(batch.lastOffset());
+    this.#progress.fetched(partition, Number(batch.firstOffset() ?? lastOffset), lastOffset, Number(batch.highWatermark));
+    this.#caughtUp.next(this.#progress.isCaughtUp());
+    this.#subscriber.next({ partition, items, lastOffset, generation: this.#generation });
+    this.#applyPause();
+    this.#checkDrained();
+  }
 
   /**
    * Pauses or resumes to match the reasons. `force` re-applies the state even if it looks
@@ -178,154 +251,115 @@ export function createKafkaSource(config: KafkaSourceConfig, clients: KafkaSourc
    * restarts the consumer. pause()/resume() throw while kafkajs has no group (before run(),
    * during a restart): the state is then applied on the next call.
    */
-  const applyPause = (force = false): void => {
-    const pause = shouldPause(pauseReasons, progress.outstanding(), maxOutstanding);
-    if (!connected || (pause === paused && !force)) return;
+  #applyPause(force = false): void {
+    const pause = shouldPause(this.#pauseReasons, this.#progress.outstanding(), this.maxOutstanding);
+    if (!this.#connected || (pause === this.#paused && !force)) return;
     try {
-      if (pause) consumer.pause([{ topic: config.topic }]);
-      else consumer.resume([{ topic: config.topic }]);
+      if (pause) this.#consumer.pause([{ topic: this.#config.topic }]);
+      else this.#consumer.resume([{ topic: this.#config.topic }]);
     } catch {
       return;
     }
-    if (pause !== paused) log.info({ reasons: [...pauseReasons], outstanding: progress.outstanding() }, pause ? 'paused consumption' : 'resumed consumption');
-    paused = pause;
-  };
-
-  /** A batch whose records will be read again (an old generation, a refused or lost commit). */
-  const handBack = (): false => {
-    discarded++;
-    applyPause(true);
-    return false;
-  };
-
-  consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    generation++;
-    progress.reset();
-    caughtUp.next(true);
-    log.info({ generation, partitions: event.payload.memberAssignment[config.topic] ?? [], leader: event.payload.isLeader }, 'joined the consumer group');
-    applyPause(true);
-  });
-
-  // A crash kafkajs does not restart from (bad credentials, a non-retriable error) would
-  // otherwise stop consumption without a word.
-  consumer.on(consumer.events.CRASH, (event) => {
-    const { error, restart } = event.payload;
-    log.warn({ err: error.message, restart }, 'the Kafka consumer crashed');
-    if (!restart) subscriber?.error(error);
-  });
-
-  const checkDrained = (): void => {
-    if (!drainTargets || !subscriber || !progress.reached(drainTargets)) return;
-    log.info('drain: every partition consumed up to its high-water mark at start');
-    drainTargets = undefined;
-    stop();
-  };
+    if (pause !== this.#paused) this.#log.info({ reasons: [...this.#pauseReasons], outstanding: this.#progress.outstanding() }, pause ? 'paused consumption' : 'resumed consumption');
+    this.#paused = pause;
+  }
 
   /** Pausing before `run()` has set the group up throws; then there is nothing to pause. */
-  const pauseQuietly = (): void => {
-    if (!connected) return;
+  #pauseQuietly(): void {
+    if (!this.#connected) return;
     try {
-      consumer.pause([{ topic: config.topic }]);
+      this.#consumer.pause([{ topic: this.#config.topic }]);
     } catch {
       // not running yet
     }
-  };
+  }
 
-  const stop = (): void => {
-    pauseQuietly();
-    const current = subscriber;
-    subscriber = undefined;
-    current?.complete();
-  };
+  #checkDrained(): void {
+    if (!this.#drainTargets || !this.#subscriber || !this.#progress.reached(this.#drainTargets)) return;
+    this.#log.info('drain: every partition consumed up to its high-water mark at start');
+    this.#drainTargets = undefined;
+    this.stop();
+  }
 
-  const onBatch = (batch: { partition: number; messages: ReadonlyArray<{ offset: string; key: Buffer | null; value: Buffer | null }>; highWatermark: string; lastOffset(): string; firstOffset(): string | null }): void => {
-    if (!subscriber || batch.messages.length === 0) return;
-    const partition = batch.partition;
-    const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
-    const lastOffset = Number(batch.lastOffset());
-    progress.fetched(partition, Number(batch.firstOffset() ?? lastOffset), lastOffset, Number(batch.highWatermark));
-    caughtUp.next(progress.isCaughtUp());
-    subscriber.next({ partition, items, lastOffset, generation });
-    applyPause();
-    checkDrained();
-  };
+  /** A batch whose records will be read again (an old generation, a refused or lost commit). */
+  #handBack(): false {
+    this.#discarded++;
+    this.#applyPause(true);
+    return false;
+  }
 
-  const chunks$ = new Observable<OffsetChunk<SourceMessage>>((observer) => {
-    subscriber = observer;
-    const start = async (): Promise<void> => {
-      await consumer.connect();
-      connected = true;
-      if (config.drain) drainTargets = await readDrainTargets(admin, config, log);
-      await consumer.subscribe({ topic: config.topic, fromBeginning: true });
-      await consumer.run({ autoCommit: false, eachBatch: async ({ batch }) => onBatch(batch) });
-      // A pause asked for before the consumer ran (a spool already full at start) applies now.
-      applyPause();
-      checkDrained();
-    };
-    start().catch((error: unknown) => observer.error(error));
-    return () => {
-      if (subscriber === observer) subscriber = undefined;
-      pauseQuietly();
-    };
-  });
-
-  const commit = async (batch: CommittableBatch, instanceId: string): Promise<boolean> => {
+  async commit(batch: CommittableBatch, instanceId: string): Promise<boolean> {
     // Checked right before the request: after a rebalance, kafkajs reads every partition
     // again from its committed offset, so data of an older generation must not be committed.
-    if (batch.generation !== undefined && batch.generation !== generation) {
-      log.warn({ token: batch.token, batchGeneration: batch.generation, generation }, 'not committing a batch read before the latest rebalance: its records are read again');
-      return handBack();
+    if (batch.generation !== undefined && batch.generation !== this.#generation) {
+      this.#log.warn({ token: batch.token, batchGeneration: batch.generation, generation: this.#generation }, 'not committing a batch read before the latest rebalance: its records are read again');
+      return this.#handBack();
     }
-    const generationAtCommit = generation;
-    const topicPartitions = [...batch.offsets].map(([partition, offset]) => {
-      const metadata: CommitMetadata = { o: instanceId, s: progress.since(partition), t: batch.token };
-      return { topic: config.topic, partition, offset: String(offset + 1), metadata: JSON.stringify(metadata) };
-    });
+    const generationAtCommit = this.#generation;
     try {
-      await consumer.commitOffsets(topicPartitions);
+      await this.#consumer.commitOffsets(this.#commitRequest(batch, instanceId));
     } catch (error) {
       if (!isStaleGroupError(error)) throw error;
-      log.warn({ token: batch.token, err: (error as Error).message }, 'commit refused after a rebalance: its records are read again by their owner');
-      return handBack();
+      this.#log.warn({ token: batch.token, err: (error as Error).message }, 'commit refused after a rebalance: its records are read again by their owner');
+      return this.#handBack();
     }
     // kafkajs resolves commitOffsets without sending anything while its consumer is
     // restarting, and a rebalance may land in the middle: ask the broker what it has.
-    if (!stagedCommitLanded([...batch.offsets], await fetchCommitted(admin, config.groupId, config.topic), instanceId)) {
-      log.warn({ token: batch.token }, 'the commit did not land: its records are read again');
-      return handBack();
+    if (!stagedCommitLanded([...batch.offsets], await fetchCommitted(this.#admin, this.#config.groupId, this.#config.topic), instanceId)) {
+      this.#log.warn({ token: batch.token }, 'the commit did not land: its records are read again');
+      return this.#handBack();
     }
-    if (generation !== generationAtCommit) log.warn({ token: batch.token }, 'a rebalance completed while this commit was in flight; the commit landed');
-    for (const [partition, offset] of batch.offsets) progress.committedUpTo(partition, offset);
-    applyPause();
-    checkDrained();
+    if (this.#generation !== generationAtCommit) this.#log.warn({ token: batch.token }, 'a rebalance completed while this commit was in flight; the commit landed');
+    for (const [partition, offset] of batch.offsets) this.#progress.committedUpTo(partition, offset);
+    this.#applyPause();
+    this.#checkDrained();
     return true;
-  };
+  }
 
-  return {
-    chunks$,
-    commit,
-    discarded: () => discarded,
-    joined: () => generation > 0,
-    isCaughtUp: () => progress.isCaughtUp(),
-    caughtUp$,
-    maxOutstanding,
-    lag: () => progress.lag(),
-    outstanding: () => progress.outstanding(),
-    pause(reason) {
-      pauseReasons.add(reason);
-      applyPause();
-    },
-    resume(reason) {
-      pauseReasons.delete(reason);
-      applyPause();
-    },
-    stop,
-    async close() {
-      if (connected) await consumer.disconnect();
-      connected = false;
-      await admin.disconnect();
-    },
-  };
+  /** `offset + 1` per partition, with the metadata a restart settles staged batches by. */
+  #commitRequest(batch: CommittableBatch, instanceId: string): Array<{ topic: string; partition: number; offset: string; metadata: string }> {
+    return [...batch.offsets].map(([partition, offset]) => {
+      const metadata: CommitMetadata = { o: instanceId, s: this.#progress.since(partition), t: batch.token };
+      return { topic: this.#config.topic, partition, offset: String(offset + 1), metadata: JSON.stringify(metadata) };
+    });
+  }
+
+  discarded(): number {
+    return this.#discarded;
+  }
+  joined(): boolean {
+    return this.#generation > 0;
+  }
+  isCaughtUp(): boolean {
+    return this.#progress.isCaughtUp();
+  }
+  lag(): ReadonlyMap<number, number> {
+    return this.#progress.lag();
+  }
+  outstanding(): number {
+    return this.#progress.outstanding();
+  }
+  pause(reason: string): void {
+    this.#pauseReasons.add(reason);
+    this.#applyPause();
+  }
+  resume(reason: string): void {
+    this.#pauseReasons.delete(reason);
+    this.#applyPause();
+  }
+
+  stop(): void {
+    this.#pauseQuietly();
+    const current = this.#subscriber;
+    this.#subscriber = undefined;
+    current?.complete();
+  }
+
+  async close(): Promise<void> {
+    if (this.#connected) await this.#consumer.disconnect();
+    this.#connected = false;
+    await this.#admin.disconnect();
+  }
 }
 
 /** The kafkajs consumer and admin of a source. */
