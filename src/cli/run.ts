@@ -6,13 +6,13 @@ import { AnonymizerError } from '../errors.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
 import { SETTING_NAMES, type AppConfig } from '../config.ts';
-import { createClickHouseHttp } from '../io/clickhouseHttp.ts';
-import { createDeadLetterSink } from '../io/deadLetterSink.ts';
-import { createKafkaClient, createKafkaSource, readCommittedWithMetadata, stagedCommitLanded } from '../io/kafkaSource.ts';
+import { createClickHouseHttp, type ClickHouseClient } from '../io/clickhouseHttp.ts';
+import { createDeadLetterSink, type DeadLetterSink } from '../io/deadLetterSink.ts';
+import { createKafkaClient, createKafkaSource, readCommittedWithMetadata, stagedCommitLanded, type KafkaSource } from '../io/kafkaSource.ts';
 import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
 import { startMetricsServer, type MetricsServer, type Readiness } from '../io/metricsServer.ts';
-import { MAX_OUTSTANDING_ROWS, runPipeline } from '../streams/anonymizerPipeline.ts';
+import { MAX_OUTSTANDING_ROWS, runPipeline, type RunningPipeline } from '../streams/anonymizerPipeline.ts';
 import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
 import { configFrom, withSettings } from './settings.ts';
 
@@ -118,76 +118,25 @@ interface RunStart {
   setReadiness(check: Readiness): void;
 }
 
-async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Promise<void> {
-  const { logger, registry, metrics, opened, metricsServer } = start;
-  const spool = await openSpool(config, logger);
-  opened.push(() => spool.close());
-  const source = createKafkaSource({
-    brokers: config.kafkaBrokers,
-    topic: config.kafkaTopic,
-    groupId: config.kafkaGroupId,
-    drain,
-    maxOutstanding: MAX_OUTSTANDING_ROWS,
-    logger: logger.child({ component: 'kafkaSource' }),
-  });
-  opened.push(() => source.close());
-  const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-dlq', logger.child({ component: 'deadLetters' }));
-  const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
-  opened.push(() => deadLetters.close());
-  const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
-  opened.push(() => clickhouse.close());
-  const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
-  new Gauge({
-    name: 'anonymizer_consumer_lag',
-    help: 'Per partition: the high-water mark minus the next offset to fetch, as last seen',
-    labelNames: ['partition'],
-    registers: [registry],
-    collect() {
-      for (const [partition, lag] of source.lag()) this.set({ partition: String(partition) }, lag);
-    },
-  });
-  new Gauge({
-    name: 'anonymizer_next_slot_seconds',
-    help: 'Seconds until the proxy may take the next request',
-    registers: [registry],
-    collect() {
-      this.set(slots.msUntilNext() / 1000);
-    },
-  });
-  start.setReadiness(async () => {
-    if (!source.joined()) return 'the consumer has not joined its group yet';
-    try {
-      await access(config.spoolDir, constants.W_OK);
-    } catch {
-      return `the spool ${config.spoolDir} is not writable`;
-    }
-    return undefined;
-  });
-  const started = Date.now();
-  logger.info(
-    {
-      topic: config.kafkaTopic,
-      group: config.kafkaGroupId,
-      clickhouse: config.clickhouseUrl,
-      intervalMs: config.proxyMinIntervalMs,
-      maxBodyBytes: config.proxyMaxBodyBytes,
-      codec: config.insertCodec,
-      level: config.insertLevel,
-      spool: config.spoolDir,
-      spooled: spool.stats(),
-      metrics: metricsServer ? `http://${config.metricsHost}:${metricsServer.port}/metrics` : 'off',
-      drain,
-    },
-    'starting',
-  );
+/** The spool and the clients of a run. */
+interface RunClients {
+  readonly spool: Spool;
+  readonly source: KafkaSource;
+  readonly deadLetters: DeadLetterSink;
+  readonly clickhouse: ClickHouseClient;
+  readonly slots: ProxySlots;
+}
 
+async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Promise<void> {
+  const { logger, metrics } = start;
+  const clients = await openClients(config, drain, logger, start.opened);
+  registerGauges(start.registry, clients);
+  start.setReadiness(readinessOf(config, clients.source));
+  const started = Date.now();
+  logger.info(startLine(config, drain, clients.spool, start.metricsServer), 'starting');
   const pipeline = runPipeline(
     {
-      source,
-      deadLetters,
-      spool,
-      clickhouse,
-      slots,
+      ...clients,
       compress: (body) => compress(config.insertCodec, config.insertLevel, body),
       codec: config.insertCodec,
       maxBodyBytes: config.proxyMaxBodyBytes,
@@ -205,12 +154,106 @@ async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Pr
   process.on('uncaughtException', abort);
   process.on('unhandledRejection', abort);
 
-  // One status line a minute: is it keeping up, and is memory flat? Counts are for the last minute.
+  const stopStatus = startStatusLine(config, clients, metrics, logger);
+  const close = async (): Promise<void> => {
+    stopStatus();
+    await closeWithin(CLOSE_DEADLINE_MS, start.opened.splice(0).reverse());
+  };
+  const signalled = onStopSignals(pipeline, close, clients.spool, logger);
+  try {
+    await pipeline.done;
+  } catch (error) {
+    // Fatal: nothing more is fetched; what is spooled stays for the next run, and what was
+    // not yet committed is still in Kafka. main.ts prints the one line with the error's code.
+    logger.error({ code: error instanceof AnonymizerError ? error.code : 'ANON_INTERNAL', err: (error as Error).message }, 'fatal error: stopping');
+    throw error;
+  } finally {
+    if (!signalled()) await close();
+  }
+  // A signal ended the run: its handler finishes the stop and exits.
+  if (signalled()) await new Promise(() => {});
+  await reportDrain(clients, logger, started);
+}
+
+/** Opens the spool and the clients, each registered to be closed again. */
+async function openClients(config: AppConfig, drain: boolean, logger: Logger, opened: Array<() => Promise<unknown>>): Promise<RunClients> {
+  const spool = await openSpool(config, logger);
+  opened.push(() => spool.close());
+  const source = createKafkaSource({
+    brokers: config.kafkaBrokers,
+    topic: config.kafkaTopic,
+    groupId: config.kafkaGroupId,
+    drain,
+    maxOutstanding: MAX_OUTSTANDING_ROWS,
+    logger: logger.child({ component: 'kafkaSource' }),
+  });
+  opened.push(() => source.close());
+  const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-dlq', logger.child({ component: 'deadLetters' }));
+  const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
+  opened.push(() => deadLetters.close());
+  const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
+  opened.push(() => clickhouse.close());
+  const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
+  return { spool, source, deadLetters, clickhouse, slots };
+}
+
+/** The gauges read from the clients at each scrape. */
+function registerGauges(registry: Registry, { source, slots }: RunClients): void {
+  new Gauge({
+    name: 'anonymizer_consumer_lag',
+    help: 'Per partition: the high-water mark minus the next offset to fetch, as last seen',
+    labelNames: ['partition'],
+    registers: [registry],
+    collect() {
+      for (const [partition, lag] of source.lag()) this.set({ partition: String(partition) }, lag);
+    },
+  });
+  new Gauge({
+    name: 'anonymizer_next_slot_seconds',
+    help: 'Seconds until the proxy may take the next request',
+    registers: [registry],
+    collect() {
+      this.set(slots.msUntilNext() / 1000);
+    },
+  });
+}
+
+/** /readyz: undefined when ready, else why not. */
+function readinessOf(config: AppConfig, source: KafkaSource): Readiness {
+  return async () => {
+    if (!source.joined()) return 'the consumer has not joined its group yet';
+    try {
+      await access(config.spoolDir, constants.W_OK);
+    } catch {
+      return `the spool ${config.spoolDir} is not writable`;
+    }
+    return undefined;
+  };
+}
+
+function startLine(config: AppConfig, drain: boolean, spool: Spool, metricsServer: MetricsServer | undefined): Record<string, unknown> {
+  return {
+    topic: config.kafkaTopic,
+    group: config.kafkaGroupId,
+    clickhouse: config.clickhouseUrl,
+    intervalMs: config.proxyMinIntervalMs,
+    maxBodyBytes: config.proxyMaxBodyBytes,
+    codec: config.insertCodec,
+    level: config.insertLevel,
+    spool: config.spoolDir,
+    spooled: spool.stats(),
+    metrics: metricsServer ? `http://${config.metricsHost}:${metricsServer.port}/metrics` : 'off',
+    drain,
+  };
+}
+
+/** One status line a minute: is it keeping up, and is memory flat? Counts are for the last minute. Returns its stop. */
+function startStatusLine(config: AppConfig, { spool, source, slots }: RunClients, metrics: PipelineMetrics, logger: Logger): () => void {
   let previous = { consumed: 0, rowsStored: 0, requests: 0, storedRequests: 0, bodyBytes: 0 };
+  const mib = (bytes: number) => Math.round(bytes / 1048576);
   const status = setInterval(() => {
     void statusTotals(metrics).then((now) => {
       const memory = process.memoryUsage();
-      const mib = (bytes: number) => Math.round(bytes / 1048576);
       const stored = now.storedRequests - previous.storedRequests;
       logger.info(
         {
@@ -234,11 +277,14 @@ async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Pr
     });
   }, 60_000);
   status.unref();
+  return () => clearInterval(status);
+}
 
-  const close = async (): Promise<void> => {
-    clearInterval(status);
-    await closeWithin(CLOSE_DEADLINE_MS, opened.splice(0).reverse());
-  };
+/**
+ * SIGINT/SIGTERM: the open batch is sealed, persisted and committed, the clients close,
+ * and the process exits 0 (1 past STOP_DEADLINE_MS). Returns whether a signal came.
+ */
+function onStopSignals(pipeline: RunningPipeline, close: () => Promise<void>, spool: Spool, logger: Logger): () => boolean {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -262,19 +308,11 @@ async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Pr
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  return () => stopping;
+}
 
-  try {
-    await pipeline.done;
-  } catch (error) {
-    // Fatal: nothing more is fetched; what is spooled stays for the next run, and what was
-    // not yet committed is still in Kafka. main.ts prints the one line with the error's code.
-    logger.error({ code: error instanceof AnonymizerError ? error.code : 'ANON_INTERNAL', err: (error as Error).message }, 'fatal error: stopping');
-    throw error;
-  } finally {
-    if (!stopping) await close();
-  }
-  // A signal ended the run: its handler finishes the stop and exits.
-  if (stopping) await new Promise(() => {});
+/** The end of a drain: exit 1 if batches went back to Kafka, 3 if some are in quarantine. */
+async function reportDrain({ spool, source }: RunClients, logger: Logger, started: number): Promise<void> {
   const quarantined = (await spool.listQuarantine()).length;
   const handedBack = source.discarded();
   logger.info({ seconds: Math.round((Date.now() - started) / 100) / 10, quarantined, handedBack }, 'drained: everything consumed at start is stored and committed');
