@@ -46,6 +46,20 @@ describe('runPipeline with in-memory fakes', () => {
     for (const { offsets } of world.source.commits) for (const [p, o] of offsets) committed.set(p, Math.max(committed.get(p) ?? -1, o));
     expect(Object.fromEntries(committed)).toEqual({ 0: 901, 1: 499 });
     expect(world.spool.stats().batches).toBe(0);
+    // The gauges follow the spool to the end of the drain, after ingestion has ended.
+    expect((await world.deps.metrics.spoolBatches.get()).values[0]?.value).toBe(0);
+  });
+
+  it('a drain that filled the spool past its limit ends resumed, with the gauges at zero', async () => {
+    const world = fakeWorld({ spoolMaxBytes: 2_000, maxBodyBytes: 8 * 1024, intervalMs: 5 });
+    const pipeline = runPipeline(world.deps, { drain: true });
+    feed(world, 0, 1_000, 100);
+    world.source.end();
+    await within(pipeline.done, 10_000);
+    expect(world.source.pauses).toContain('pause:spool-full');
+    expect(world.source.pauses.at(-1)).toBe('resume:spool-full');
+    expect((await world.deps.metrics.paused.get()).values[0]?.value).toBe(0);
+    expect((await world.deps.metrics.spoolBytes.get()).values[0]?.value).toBe(0);
   });
 
   it('a 413 splits the batch into parts under half its size; every row stored once', async () => {

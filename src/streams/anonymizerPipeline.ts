@@ -309,8 +309,8 @@ export function backpressure(deps: Pick<PipelineDeps, 'spool' | 'source' | 'metr
 }
 
 /**
- * Both chains and the backpressure, as one stream: ingestion (with backpressure for as
- * long as it runs) and delivery, merged. It completes when ingestion has completed (the
+ * Both chains and the backpressure, as one stream: ingestion and delivery merged, with
+ * backpressure for as long as they run. It completes when ingestion has completed (the
  * source ended: a drain's end, or `stop$`) and delivery has too: in a drain, delivery
  * completes once the spool is empty after the end of input; `stop$` ends delivery at once.
  * Any error in either chain errors it, which tears both down.
@@ -321,12 +321,12 @@ export function pipeline$(deps: PipelineDeps, options: { drain: boolean }, stop$
     // One run of ingestion for both subscribers; one that subscribes after it ended sees the end, not a second run.
     share({ resetOnComplete: false, resetOnError: false, resetOnRefCountZero: false }),
   );
-  const ingestEnd$ = ingest$.pipe(ignoreElements(), endWith(true));
-  return merge(
-    ingest$.pipe(ignoreElements()),
-    backpressure(deps).pipe(takeUntil(ingestEnd$)),
-    delivery(deps).pipe(takeUntil(stop$), ignoreElements()),
+  const work$ = merge(ingest$.pipe(ignoreElements()), delivery(deps).pipe(takeUntil(stop$), ignoreElements())).pipe(
+    share({ resetOnComplete: false, resetOnError: false, resetOnRefCountZero: false }),
   );
+  // Backpressure (and the spool gauges) for as long as either chain runs: a drain's
+  // delivery goes on emptying the spool after ingestion has ended.
+  return merge(work$, backpressure(deps).pipe(takeUntil(work$.pipe(endWith(true)))));
 }
 
 /** Runs `pipeline$`: the product as a promise-shaped handle for the CLI and for embedders. */
