@@ -1,5 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { Command } from 'commander';
+import { BehaviorSubject } from 'rxjs';
 import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
 import { ProxySlots } from '../domain/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
@@ -12,6 +13,7 @@ import { Spool } from '../io/spool.ts';
 import { startMetricsServer } from '../io/metricsServer.ts';
 import { MAX_OUTSTANDING_ROWS, runPipeline } from '../streams/anonymizerPipeline.ts';
 import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
+import { DELIVERY_OK, type DeliveryState } from '../operators/deliveryState.ts';
 import { configFrom, withSettings } from './settings.ts';
 
 /** How long a graceful stop may take before the process exits anyway. */
@@ -75,6 +77,8 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
   const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
   const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
   const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
+  // The latest delivery state (ok | blocked), fed by the delivery chain, read by /readyz.
+  const deliveryState$ = new BehaviorSubject<DeliveryState>(DELIVERY_OK);
   new Gauge({
     name: 'anonymizer_consumer_lag',
     help: 'Per partition: the high-water mark minus the next offset to fetch, as last seen',
@@ -100,6 +104,10 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
           port: config.metricsPort,
           registry,
           readiness: async () => {
+            const delivery = deliveryState$.value;
+            if (delivery.kind === 'blocked') {
+              return `delivery blocked (${delivery.reason}) since ${new Date(delivery.since).toISOString()}: ${clickhouse.endpoint ?? 'ClickHouse'} answers ${delivery.message.slice(0, 300)}`;
+            }
             if (!source.joined()) return 'the consumer has not joined its group yet';
             try {
               await access(config.spoolDir, constants.W_OK);
@@ -140,6 +148,7 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
       spoolMaxBytes: config.spoolMaxBytes,
       logger: logger.child({ component: 'pipeline' }),
       metrics,
+      deliveryState: deliveryState$,
     },
     { drain },
   );
