@@ -17,7 +17,9 @@ export { encodeBatches, type EncodeBatchesConfig } from './operators/encodeBatch
 export { persistBatches, type PersistBatchesConfig, type PersistedBatch } from './operators/persistBatches.ts';
 export { commitOffsets, type CommitOffsetsConfig } from './operators/commitOffsets.ts';
 export { publishBatches, type PublishBatchesConfig } from './operators/publishBatches.ts';
-export { pacedInsert, type InsertableBatch, type InsertOutcome, type PacedInsertConfig } from './operators/pacedInsert.ts';
+export { pacedInsert, type InsertAttempt, type InsertableBatch, type InsertOutcome, type PacedInsertConfig } from './operators/pacedInsert.ts';
+export { DELIVERY_OK, deliveryState, nextDeliveryState, type DeliveryBlocked, type DeliveryOk, type DeliveryState } from './operators/deliveryState.ts';
+export { remindWhileBlocked, type RemindWhileBlockedConfig } from './operators/remindWhileBlocked.ts';
 export { acknowledgeBatches, type AcknowledgeBatchesConfig } from './operators/acknowledgeBatches.ts';
 
 // What flows between them, and the pure functions the operators default to.
@@ -51,7 +53,12 @@ export {
   SpoolError,
   TimestampRangeError,
   classifyInsertFailure,
+  insertFailurePolicy,
+  policyForAnswer,
   type AnonymizerErrorOptions,
+  type BlockedReason,
+  type InsertAnswer,
   type InsertFailureAction,
+  type InsertFailurePolicy,
   type Stage,
 } from './errors.ts';

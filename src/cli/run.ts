@@ -1,7 +1,7 @@
 import { access, constants, rename, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
-import { config as rxjsConfig } from 'rxjs';
+import { BehaviorSubject, config as rxjsConfig } from 'rxjs';
 import { AnonymizerError } from '../errors.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
@@ -14,6 +14,7 @@ import { Spool } from '../io/spool.ts';
 import { startMetricsServer, type MetricsServer, type Readiness } from '../io/metricsServer.ts';
 import { MAX_OUTSTANDING_ROWS, runPipeline, type RunningPipeline } from '../streams/anonymizerPipeline.ts';
 import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
+import { DELIVERY_OK, type DeliveryState } from '../operators/deliveryState.ts';
 import { configFrom, withSettings } from './settings.ts';
 
 /** How long a graceful stop may take before the process exits anyway. */
@@ -125,13 +126,14 @@ interface RunClients {
   readonly deadLetters: DeadLetterSink;
   readonly clickhouse: ClickHouseClient;
   readonly slots: ProxySlots;
+  readonly deliveryState$: BehaviorSubject<DeliveryState>;
 }
 
 async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Promise<void> {
   const { logger, metrics } = start;
   const clients = await openClients(config, drain, logger, start.opened);
   registerGauges(start.registry, clients);
-  start.setReadiness(readinessOf(config, clients.source));
+  start.setReadiness(readinessOf(config, clients));
   const started = Date.now();
   logger.info(startLine(config, drain, clients.spool, start.metricsServer), 'starting');
   const pipeline = runPipeline(
@@ -143,6 +145,7 @@ async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Pr
       spoolMaxBytes: config.spoolMaxBytes,
       logger: logger.child({ component: 'pipeline' }),
       metrics,
+      deliveryState: clients.deliveryState$,
     },
     { drain },
   );
@@ -194,7 +197,9 @@ async function openClients(config: AppConfig, drain: boolean, logger: Logger, op
   const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
   opened.push(() => clickhouse.close());
   const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
-  return { spool, source, deadLetters, clickhouse, slots };
+  // The latest delivery state (ok | blocked), fed by the delivery chain, read by /readyz.
+  const deliveryState$ = new BehaviorSubject<DeliveryState>(DELIVERY_OK);
+  return { spool, source, deadLetters, clickhouse, slots, deliveryState$ };
 }
 
 /** The gauges read from the clients at each scrape. */
@@ -219,8 +224,12 @@ function registerGauges(registry: Registry, { source, slots }: RunClients): void
 }
 
 /** /readyz: undefined when ready, else why not. */
-function readinessOf(config: AppConfig, source: KafkaSource): Readiness {
+function readinessOf(config: AppConfig, { source, clickhouse, deliveryState$ }: RunClients): Readiness {
   return async () => {
+    const delivery = deliveryState$.value;
+    if (delivery.kind === 'blocked') {
+      return `delivery blocked (${delivery.reason}) since ${new Date(delivery.since).toISOString()}: ${clickhouse.endpoint ?? 'ClickHouse'} answers ${delivery.message.slice(0, 300)}`;
+    }
     if (!source.joined()) return 'the consumer has not joined its group yet';
     try {
       await access(config.spoolDir, constants.W_OK);

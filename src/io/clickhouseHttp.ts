@@ -20,7 +20,8 @@
  * Every insert pins the settings exactly-once depends on, since server defaults move
  * between versions (`async_insert` is on by default in ClickHouse 26):
  * async_insert=0, insert_deduplicate=1, deduplicate_blocks_in_dependent_materialized_views=1,
- * and the batch's insert_deduplication_token.
+ * and the batch's insert_deduplication_token; and throw_on_max_partitions_per_insert_block=0,
+ * so that a batch spanning many days is stored rather than refused.
  */
 import { request, errors as undiciErrors, Agent } from 'undici';
 import type { SealedBatch } from '../domain/batch.ts';
@@ -43,6 +44,8 @@ export interface ClickHouseHttpConfig {
 export type InsertBody = Pick<SealedBatch, 'token' | 'format' | 'codec' | 'body'>;
 
 export interface ClickHouseClient {
+  /** Where requests go, without credentials: safe for logs and /readyz. */
+  readonly endpoint?: string;
   /** Stores one sealed batch. Resolves on 2xx; rejects with a classified `AnonymizerError`. */
   insert(batch: InsertBody): Promise<void>;
   /** Runs one statement and returns the response body as text. */
@@ -54,6 +57,11 @@ export const PINNED_INSERT_SETTINGS: Readonly<Record<string, string>> = {
   async_insert: '0',
   insert_deduplicate: '1',
   deduplicate_blocks_in_dependent_materialized_views: '1',
+  // A batch whose rows span more days than max_partitions_per_insert_block (100) would be
+  // refused as a whole (Code: 252) however often it is sent. Each partition becomes its own
+  // part either way, so splitting the batch by partition would cost more proxy slots for
+  // the same parts; instead the limit only warns (docs/guarantees.md).
+  throw_on_max_partitions_per_insert_block: '0',
 };
 
 /**
@@ -98,6 +106,7 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
   };
 
   return {
+    endpoint: redactedUrl(config.url),
     async insert(batch) {
       const encoding: Record<string, string> = batch.codec === 'none' ? {} : { 'content-encoding': batch.codec };
       const statement = insertStatement(table, batch.format);
@@ -126,7 +135,21 @@ export function toHttpError(status: number, codeHeader: string | string[] | unde
   if (status === 503 && code === undefined) return new ProxyRateLimitedError();
   if (status === 413) return new BodyTooLargeError();
   const text = body.trim().slice(0, MAX_ERROR_TEXT);
-  return new ClickHouseError(`HTTP ${status}${text ? `: ${text}` : ''}`, status, code, status >= 500 || status === 429 || status === 408);
+  return new ClickHouseError(`HTTP ${status}${text ? `: ${text}` : ''}`, status, code);
+}
+
+/** The URL without user, password, query or fragment: it may be logged. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    parsed.search = '';
+    parsed.hash = '';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return '(an unparsable URL)';
+  }
 }
 
 function toNetworkError(error: unknown): NetworkError {

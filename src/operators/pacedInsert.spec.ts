@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { ColdObservable } from 'rxjs/internal/testing/ColdObservable';
+import type { RunHelpers } from 'rxjs/testing';
 import type { SealedBatch } from '../domain/batch.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
 import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
-import { pacedInsert, type InsertOutcome } from './pacedInsert.ts';
+import { Subject } from 'rxjs';
+import { DELIVERY_OK, deliveryState } from './deliveryState.ts';
+import { pacedInsert, type InsertAttempt, type InsertOutcome } from './pacedInsert.ts';
 import { newTestScheduler, sealed } from './testing.ts';
 
-type Cold = (marbles: string, values?: Record<string, unknown>, error?: unknown) => ColdObservable<unknown>;
+type Cold = RunHelpers['cold'];
 
 /** A proxy stand-in: each call to `send` plays the next scripted response. */
 function scripted(cold: Cold, responses: Array<string | [string, unknown]>) {
@@ -57,7 +59,7 @@ describe('pacedInsert', () => {
     scheduler.run(({ cold, expectObservable }) => {
       const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 2, scheduler });
       proxy = scripted(cold as Cold, [
-        ['--#', new ClickHouseError('HTTP 502', 502, undefined, true)],
+        ['--#', new ClickHouseError('HTTP 502', 502, undefined)],
         ['-#', new NetworkError('reset', false)],
         '-|',
       ]);
@@ -80,7 +82,7 @@ describe('pacedInsert', () => {
   it('bad data comes out as quarantine, and the next batch goes at the next slot', () => {
     const scheduler = newTestScheduler();
     let proxy!: ReturnType<typeof scripted>;
-    const dataError = new ClickHouseError('Code: 27. DB::Exception: Cannot parse input', 500, 27, true);
+    const dataError = new ClickHouseError('Code: 27. DB::Exception: Cannot parse input', 500, 27);
     scheduler.run(({ cold, expectObservable }) => {
       const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
       proxy = scripted(cold as Cold, [['-#', dataError], '-|']);
@@ -100,18 +102,69 @@ describe('pacedInsert', () => {
     });
   });
 
-  it('a fatal failure (unknown table) errors the stream, and nothing after it is sent', () => {
+  it('delivery blocked (bad credentials): the batch stays at the head, is retried once per slot, unblocks, the next batch follows', () => {
     const scheduler = newTestScheduler();
     let proxy!: ReturnType<typeof scripted>;
-    const unknownTable = new ClickHouseError('Code: 60. DB::Exception: Unknown table', 404, 60, false);
+    const attempts: Array<[string, string, string | undefined, number]> = [];
+    const denied = new ClickHouseError('Code: 516. DB::Exception: default: Authentication failed', 403, 516);
+    const onAttempt = (attempt: InsertAttempt<SealedBatch>) => attempts.push([attempt.batch.token, attempt.action, attempt.reason, attempt.at]);
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, probeMs: 2, scheduler });
+      proxy = scripted(cold as Cold, [['-#', denied], ['-#', denied], '-|', '-|']);
+      const source = cold('(ab|)', { a, b });
+      // a fails at 1 and 11 (each used its slot), is stored at 21; b goes at the next slot, 30.
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots, onAttempt }))).toBe('---------------------a---------(b|)', { a: stored(a), b: stored(b) });
+      expectSubscriptions(source.subscriptions).toBe('(^!)');
+    });
+    expect(proxy.calls).toEqual(['a', 'a', 'a', 'b']);
+    expect(attempts).toEqual([
+      ['a', 'blocked', 'authentication', 1],
+      ['a', 'blocked', 'authentication', 11],
+      ['a', 'stored', undefined, 21],
+      ['b', 'stored', undefined, 31],
+    ]);
+  });
+
+  it('the attempts it reports give the delivery state: ok, blocked while the table is missing, ok again', () => {
+    const scheduler = newTestScheduler();
+    const unknownTable = new ClickHouseError('Code: 60. DB::Exception: Unknown table', 404, 60);
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, probeMs: 2, scheduler });
+      const proxy = scripted(cold as Cold, [['-#', unknownTable], ['-#', new ProxyRateLimitedError()], ['-#', unknownTable], '-|', '-|']);
+      const attempts = new Subject<InsertAttempt<SealedBatch>>();
+      const states = attempts.pipe(deliveryState());
+      // 60 at 1 (blocked since 1); a 503 at 11 leaves it blocked (no slot: retried at 13);
+      // 60 again at 14 (same state); stored at 24: ok; b at 34.
+      expectObservable(states).toBe('oB----------------------o', { o: DELIVERY_OK, B: { kind: 'blocked', reason: 'unknown_table', since: 1, message: unknownTable.message } });
+      expectObservable(cold('(ab|)', { a, b }).pipe(pacedInsert({ send: proxy.send, slots, onAttempt: (attempt) => attempts.next(attempt) }))).toBe('------------------------a---------(b|)', { a: stored(a), b: stored(b) });
+    });
+  });
+
+  it('a fatal failure (not an answer: a bug, an unreadable body) errors the stream, and nothing after it is sent', () => {
+    const scheduler = newTestScheduler();
+    let proxy!: ReturnType<typeof scripted>;
+    const bug = new TypeError('boom');
     scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
       const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
-      proxy = scripted(cold as Cold, [['-#', unknownTable]]);
+      proxy = scripted(cold as Cold, [['-#', bug]]);
       const source = cold('(ab)', { a, b });
-      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#', undefined, unknownTable);
+      expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-#', undefined, bug);
       expectSubscriptions(source.subscriptions).toBe('^!');
     });
     expect(proxy.calls).toEqual(['a']);
+  });
+
+  it('an exception in a hook reaches the subscriber as an error', () => {
+    const scheduler = newTestScheduler();
+    const thrown = new Error('hook');
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      const proxy = scripted(cold as Cold, [['-#', new ClickHouseError('Code: 60', 404, 60)]]);
+      const onAttempt = () => {
+        throw thrown;
+      };
+      expectObservable(cold('a', { a }).pipe(pacedInsert({ send: proxy.send, slots, onAttempt }))).toBe('-#', undefined, thrown);
+    });
   });
 
   it('a batch without rows passes in order without a request', () => {
@@ -136,6 +189,20 @@ describe('pacedInsert', () => {
       expectObservable(slots.idle$, '^--------!').toBe('tf-----t-', { t: true, f: false });
       expectObservable(slots.ready$, '^--------!').toBe('t------t-', { t: true });
     });
+  });
+
+  it('enqueue and dequeue pair: batches still buffered at unsubscribe leave no batch counted as waiting', () => {
+    const scheduler = newTestScheduler();
+    let slots!: ProxySlots;
+    scheduler.run(({ cold, expectObservable }) => {
+      slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler });
+      // a takes 5 frames; b and c wait in concatMap's buffer; unsubscribe at 3.
+      const proxy = scripted(cold as Cold, ['-----|']);
+      expectObservable(cold('(abc)', { a, b, c: sealed('c') }).pipe(pacedInsert({ send: proxy.send, slots })), '^--!').toBe('---');
+    });
+    let waiting = -1;
+    slots.state$.subscribe((state) => (waiting = state.waiting)).unsubscribe();
+    expect(waiting).toBe(0);
   });
 
   it('source errors pass through; early unsubscribe stops waiting for a slot', () => {

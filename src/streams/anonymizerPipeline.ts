@@ -19,7 +19,7 @@ import { decodeRecord } from '../domain/decodeRecord.ts';
 import type { ProxySlots } from '../pacing/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
 import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from '../encode/insertBody.ts';
-import { AnonymizerError } from '../errors.ts';
+import { AnonymizerError, BLOCKED_REASONS } from '../errors.ts';
 import type { ClickHouseClient } from '../io/clickhouseHttp.ts';
 import type { DeadLetterSink } from '../io/deadLetterSink.ts';
 import type { KafkaSource } from '../io/kafkaSource.ts';
@@ -30,7 +30,9 @@ import { commitOffsets } from '../operators/commitOffsets.ts';
 import { deadLetter } from '../operators/deadLetter.ts';
 import { decodeRecords } from '../operators/decodeRecords.ts';
 import { encodeBatches } from '../operators/encodeBatches.ts';
-import { pacedInsert, type InsertOutcome } from '../operators/pacedInsert.ts';
+import { DELIVERY_OK, deliveryState, type DeliveryBlocked, type DeliveryState } from '../operators/deliveryState.ts';
+import { pacedInsert, type InsertAttempt, type InsertOutcome } from '../operators/pacedInsert.ts';
+import { remindWhileBlocked } from '../operators/remindWhileBlocked.ts';
 import { persistBatches, type PersistedBatch } from '../operators/persistBatches.ts';
 import { publishBatches } from '../operators/publishBatches.ts';
 import { sealBatches } from '../operators/sealBatches.ts';
@@ -49,6 +51,8 @@ export interface PipelineDeps {
   readonly spoolMaxBytes: number;
   readonly logger: Logger;
   readonly metrics: PipelineMetrics;
+  /** Told every change of the delivery state (ok | blocked), e.g. a BehaviorSubject that /readyz reads. */
+  readonly deliveryState?: { next(state: DeliveryState): void };
 }
 
 /**
@@ -189,11 +193,40 @@ function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
   );
 }
 
+/** How often a blocked delivery is logged again while it lasts. */
+export const BLOCKED_REMINDER_MS = 5 * 60_000;
+
 /** Spool → ClickHouse, one request per proxy slot. Completes after `spool.endOfInput()` once the spool is empty. */
 export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBatch>> {
+  return defer(() => deliveryOnce(deps));
+}
+
+function deliveryOnce(deps: PipelineDeps): Observable<InsertOutcome<SpooledBatch>> {
   const { spool, slots, metrics } = deps;
   const log = deps.logger;
-  return spool.pending().pipe(
+  // Every attempt's action, from which the delivery state is derived (ok | blocked).
+  const attempts = new Subject<InsertAttempt<SpooledBatch>>();
+  const done$ = new Subject<void>();
+  const endpoint = deps.clickhouse.endpoint ?? '(ClickHouse)';
+  const sinceIso = (state: DeliveryBlocked) => new Date(state.since).toISOString();
+  let previous: DeliveryState = DELIVERY_OK;
+  const watch$ = attempts.pipe(
+    deliveryState(),
+    tap((state) => {
+      deps.deliveryState?.next(state);
+      for (const reason of new Set([...BLOCKED_REASONS, ...(previous.kind === 'blocked' ? [previous.reason] : [])])) metrics.deliveryBlocked.set({ reason }, 0);
+      if (state.kind === 'blocked') {
+        metrics.deliveryBlocked.set({ reason: state.reason }, 1);
+        log.error({ clickhouse: endpoint, reason: state.reason, err: state.message }, `delivery blocked (${state.reason}): every insert to ${endpoint} would fail; batches wait in the spool, retried at every slot`);
+      } else if (previous.kind === 'blocked') {
+        log.info({ clickhouse: endpoint, reason: previous.reason, blockedForMs: slots.scheduler.now() - previous.since }, 'delivery resumed');
+      }
+      previous = state;
+    }),
+    remindWhileBlocked({ everyMs: BLOCKED_REMINDER_MS, scheduler: slots.scheduler }),
+    tap((state) => log.error({ clickhouse: endpoint, reason: state.reason, since: sinceIso(state), err: state.message, spooled: spool.stats() }, `delivery still blocked (${state.reason})`)),
+  );
+  const outcomes$ = spool.pending().pipe(
     pacedInsert<SpooledBatch>({
       send: (batch) => defer(() => {
         metrics.sent.inc();
@@ -220,6 +253,7 @@ export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBa
           'batch stored',
         );
       },
+      onAttempt: (attempt) => attempts.next(attempt),
     }),
     acknowledgeBatches<SpooledBatch>({
       stored: (batch) => spool.remove(batch),
@@ -231,6 +265,9 @@ export function delivery(deps: PipelineDeps): Observable<InsertOutcome<SpooledBa
       },
     }),
   );
+  // The state is watched for as long as delivery runs (an error in watching ends delivery
+  // too); the watcher stops when the outcomes complete, so a drain still completes.
+  return merge(watch$.pipe(takeUntil(done$), ignoreElements()), outcomes$.pipe(tap({ complete: () => done$.next() })));
 }
 
 /**

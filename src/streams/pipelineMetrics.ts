@@ -28,6 +28,8 @@ export interface PipelineMetrics {
   readonly requestBytes: Histogram;
   readonly fillRatio: Histogram;
   readonly latency: Histogram;
+  /** 1 for the reason delivery is blocked, 0 for the others (src/errors.ts, BlockedReason). */
+  readonly deliveryBlocked: Gauge<'reason'>;
 }
 
 export function createPipelineMetrics(registry: Registry = new Registry()): PipelineMetrics {
@@ -56,5 +58,6 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
     requestBytes: new Histogram({ name: 'anonymizer_request_body_bytes', help: 'Compressed body bytes per stored insert request', buckets: [16_384, 65_536, 262_144, 524_288, 786_432, 943_718, 996_147, 1_048_576, 2_097_152], registers }),
     fillRatio: new Histogram({ name: 'anonymizer_request_fill_ratio', help: 'Stored body bytes ÷ the proxy body limit', buckets: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 1], registers }),
     latency: new Histogram({ name: 'anonymizer_end_to_end_latency_seconds', help: "From the oldest record's timestamp in a batch to its acknowledgement by ClickHouse", buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1_800, 3_600, 21_600], registers }),
+    deliveryBlocked: new Gauge({ name: 'anonymizer_delivery_blocked', help: '1 while every insert fails for this reason (credentials, a missing table, no grant…): batches wait in the spool', labelNames: ['reason'], registers }),
   };
 }
