@@ -140,6 +140,7 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
       spoolMaxBytes: config.spoolMaxBytes,
       logger: logger.child({ component: 'pipeline' }),
       metrics,
+      anonymizeUrlAddresses: config.anonymizeUrlAddresses,
     },
     { drain },
   );

@@ -254,3 +254,121 @@ export function anonymizeAddress(raw: string): AnonymizedAddress {
 
   return anonymizeIPv6(s, 0, end);
 }
+
+/**
+ * The same rule for addresses written inside a URL (`/proxy?to=10.1.2.3`,
+ * `http://[2001:db8::1]/`, a text pointer that landed on address bytes): each literal
+ * keeps its network part, as `anonymizeAddress` would (`10.1.2.X`, `2001:db8:0::X`).
+ *
+ * - IPv6: a maximal run of hex digits, `:` and `.` holding at least two `:` that parses
+ *   as an IPv6 address (an IPv4-mapped one follows the IPv4 rule) is replaced whole.
+ * - IPv4, erring on the side of privacy: in every maximal run of digits and dots, any
+ *   four consecutive digit groups whose middle two are octets (1–3 digits, ≤ 255) have
+ *   their fourth group replaced by `X`. The first group may be longer (`510.77.3.4` ends
+ *   in the address `10.77.3.4`) and the fourth may be followed by more digits
+ *   (`10.77.3.45` begins with it): neither leaves the address's text in the URL. Leading
+ *   zeros count too (`010.001.002.003` is an address to `inet_aton`). A version string
+ *   with four numeric parts (`/lib-1.2.3.4.js`) loses its last part: the price of never
+ *   storing an address; `ANONYMIZE_URL_ADDRESSES=0` keeps URLs verbatim.
+ *
+ * Linear in the URL's length, and a URL with no digit next to a `.` and no `:` (most of
+ * them) is returned as it is after one scan, without allocating.
+ */
+export function anonymizeUrlAddresses(url: string): string {
+  let colons = 0;
+  let digitDot = false;
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === C_COLON) colons++;
+    else if (c === C_DOT && i > 0 && isDigit(url.charCodeAt(i - 1))) digitDot = true;
+  }
+  let out = colons >= 2 ? replaceIPv6(url) : url;
+  if (digitDot || out !== url) out = replaceIPv4(out);
+  return out;
+}
+
+function isDigit(c: number): boolean {
+  return c >= C_0 && c <= C_9;
+}
+
+function isIPv6RunChar(c: number): boolean {
+  return hexValue(c) >= 0 || c === C_COLON || c === C_DOT;
+}
+
+function replaceIPv6(url: string): string {
+  let out = '';
+  let copied = 0;
+  for (let i = 0; i < url.length; ) {
+    if (!isIPv6RunChar(url.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    let colons = 0;
+    while (i < url.length && isIPv6RunChar(url.charCodeAt(i))) {
+      if (url.charCodeAt(i) === C_COLON) colons++;
+      i++;
+    }
+    if (colons < 2) continue;
+    // A run may end in a '.' or ':' that belongs to the URL (`…::1.` at a sentence end): try without it.
+    let end = i;
+    let parsed = anonymizeIPv6(url, start, end);
+    while (parsed.kind === 'invalid' && end > start + 2 && (url.charCodeAt(end - 1) === C_DOT || url.charCodeAt(end - 1) === C_COLON)) {
+      end--;
+      parsed = anonymizeIPv6(url, start, end);
+    }
+    if (parsed.kind === 'invalid') continue;
+    out += url.slice(copied, start) + parsed.value;
+    copied = end;
+  }
+  return copied === 0 ? url : out + url.slice(copied);
+}
+
+function isOctet(s: string, start: number, end: number): boolean {
+  const digits = end - start;
+  if (digits < 1 || digits > 3) return false;
+  let value = 0;
+  for (let p = start; p < end; p++) value = value * 10 + (s.charCodeAt(p) - C_0);
+  return value <= 255;
+}
+
+/** Group boundaries of the current run of digits and dots (module-level scratch: no per-call allocation). */
+const groupStarts: number[] = [];
+const groupEnds: number[] = [];
+
+function replaceIPv4(url: string): string {
+  let out = '';
+  let copied = 0;
+  for (let i = 0; i < url.length; ) {
+    const c = url.charCodeAt(i);
+    if (!isDigit(c) && c !== C_DOT) {
+      i++;
+      continue;
+    }
+    // One run of digits and dots, split into its groups (an empty group breaks the chain).
+    groupStarts.length = 0;
+    groupEnds.length = 0;
+    let groupStart = i;
+    while (i <= url.length) {
+      const d = i < url.length ? url.charCodeAt(i) : -1;
+      if (isDigit(d)) {
+        i++;
+        continue;
+      }
+      groupStarts.push(groupStart);
+      groupEnds.push(i);
+      if (d !== C_DOT) break;
+      i++;
+      groupStart = i;
+    }
+    for (let g = 0; g + 3 < groupStarts.length; g++) {
+      const nonEmpty = groupEnds[g]! > groupStarts[g]! && groupEnds[g + 3]! > groupStarts[g + 3]!;
+      if (!nonEmpty || !isOctet(url, groupStarts[g + 1]!, groupEnds[g + 1]!) || !isOctet(url, groupStarts[g + 2]!, groupEnds[g + 2]!)) continue;
+      const fourth = g + 3;
+      if (groupStarts[fourth]! < copied) continue; // already replaced by an earlier window
+      out += url.slice(copied, groupStarts[fourth]) + 'X';
+      copied = groupEnds[fourth]!;
+    }
+  }
+  return copied === 0 ? url : out + url.slice(copied);
+}

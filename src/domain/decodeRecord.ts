@@ -5,12 +5,18 @@
  * is therefore read here, inside one try, so a bad message fails as a `DecodeError` at
  * decode time and never later in the pipeline.
  */
-import { Message } from 'capnp-ts';
+import { Data, Message, Pointer, Struct } from 'capnp-ts';
 import { HttpLogRecord } from '../../schema/http_log.capnp.js';
-import { DecodeError, TimestampRangeError } from '../errors.ts';
+import { DecodeError, InvalidTextError, TimestampRangeError } from '../errors.ts';
+import { messageFramingProblem } from './capnpFraming.ts';
 import { MAX_DATETIME_SECONDS, type DecodedRecord } from './httpLogRow.ts';
 
-/** Decodes one message in standard (unpacked) framing. Throws `DecodeError` or `TimestampRangeError`. */
+/**
+ * Decodes one message in standard (unpacked) framing. Throws `DecodeError`,
+ * `TimestampRangeError`, or `InvalidTextError` (a text that is not valid UTF-8 or lacks its
+ * NUL terminator). The other text rules (control characters, lengths, token patterns) are
+ * `validateRecord`'s.
+ */
 export function decodeRecord(bytes: Uint8Array): DecodedRecord {
   const fast = readPlainRecord(bytes);
   if (fast !== undefined) {
@@ -101,9 +107,11 @@ const latin1 = new TextDecoder('latin1');
 
 /** capnp-ts's reading of a message: every case the fast path declines. Exported for the test that compares them. */
 export function decodeWithCapnpTs(bytes: Uint8Array): DecodedRecord {
+  // Checked before capnp-ts allocates anything for the segments the message claims (#5).
+  const framing = messageFramingProblem(bytes);
+  if (framing !== undefined) throw new DecodeError(`not a valid Cap'n Proto HttpLogRecord: ${framing}`);
   let record: DecodedRecord;
   try {
-    if (bytes.byteLength < 8) throw new Error(`${bytes.byteLength} bytes is shorter than a Cap'n Proto segment table`);
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     const root = new Message(buffer, false, false).getRoot(HttpLogRecord);
     const millis = root.getTimestampEpochMilli();
@@ -113,18 +121,38 @@ export function decodeWithCapnpTs(bytes: Uint8Array): DecodedRecord {
       bytesSent: root.getBytesSent(),
       requestTimeMilli: root.getRequestTimeMilli(),
       responseStatus: root.getResponseStatus(),
-      cacheStatus: root.getCacheStatus(),
-      method: root.getMethod(),
-      rawRemoteAddr: root.getRemoteAddr(),
-      url: root.getUrl(),
+      cacheStatus: readText(root, 0, 'cache_status'),
+      method: readText(root, 1, 'method'),
+      rawRemoteAddr: readText(root, 2, 'remote_addr'),
+      url: readText(root, 3, 'url'),
     };
     // The bigint division above is exact; `Number` only loses precision far past the range check.
     if (millis / 1000n > BigInt(MAX_DATETIME_SECONDS)) {
       throw timestampError(millis);
     }
   } catch (error) {
-    if (error instanceof TimestampRangeError) throw error;
+    if (error instanceof TimestampRangeError || error instanceof InvalidTextError) throw error;
     throw new DecodeError(`not a valid Cap'n Proto HttpLogRecord: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   return record;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Text field `index` of the root, from its bytes: capnp-ts's own `getText` decodes UTF-8
+ * leniently (it never checks continuation bytes, so a corrupt text becomes some other
+ * string) and ignores a missing NUL terminator. Both mean the pointer does not point at a
+ * text: the message is refused as `invalid_text`. A null pointer is the empty text.
+ */
+function readText(root: HttpLogRecord, index: number, field: string): string {
+  const pointer = Struct.getPointer(index, root);
+  if (Pointer.isNull(pointer)) return '';
+  const bytes = Data.fromPointer(pointer).toUint8Array();
+  if (bytes.byteLength === 0 || bytes[bytes.byteLength - 1] !== 0) throw new InvalidTextError(field, `${field} is not NUL-terminated`);
+  try {
+    return utf8.decode(bytes.subarray(0, bytes.byteLength - 1));
+  } catch {
+    throw new InvalidTextError(field, `${field} is not valid UTF-8`);
+  }
 }

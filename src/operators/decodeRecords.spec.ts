@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { OffsetChunk, SourceMessage } from '../domain/batch.ts';
 import type { DecodedRecord } from '../domain/httpLogRow.ts';
-import { DecodeError } from '../errors.ts';
+import { DecodeError, InvalidTextError } from '../errors.ts';
 import { decodeRecords } from './decodeRecords.ts';
 import { newTestScheduler } from './testing.ts';
 
@@ -18,13 +18,30 @@ describe('decodeRecords', () => {
     newTestScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
       const bad = message(11, 0);
       const tombstone = message(13, null);
-      const source = cold('-a-b-|', { a: chunk([message(10, 200), bad, message(12, 404)]), b: chunk([tombstone]) });
+      const a10 = message(10, 200);
+      const a12 = message(12, 404);
+      const source = cold('-a-b-|', { a: chunk([a10, bad, a12]), b: chunk([tombstone]) });
       expectObservable(source.pipe(decodeRecords({ decode }))).toBe('-x-y-|', {
-        x: { partition: 3, lastOffset: 12, items: [decode(Uint8Array.of(200)), decode(Uint8Array.of(404))], itemOffsets: [10, 12], rejected: [{ message: bad, error: new DecodeError('bad') }] },
-        y: { partition: 3, lastOffset: 13, items: [], itemOffsets: [], rejected: [{ message: tombstone, error: new DecodeError('the message has no value (a tombstone)') }] },
+        x: { partition: 3, lastOffset: 12, items: [decode(Uint8Array.of(200)), decode(Uint8Array.of(404))], itemOffsets: [10, 12], sources: [a10, a12], rejected: [{ message: bad, error: new DecodeError('bad') }] },
+        y: { partition: 3, lastOffset: 13, items: [], itemOffsets: [], sources: [], rejected: [{ message: tombstone, error: new DecodeError('the message has no value (a tombstone)') }] },
       });
       expectSubscriptions(source.subscriptions).toBe('^----!');
     });
+  });
+
+  it('lists a record that validate refuses as rejected, with the validator\'s error', () => {
+    const invalid = new InvalidTextError('method', 'method must be letters');
+    newTestScheduler().run(({ cold, expectObservable }) => {
+      const ok = message(20, 200);
+      const refused = message(21, 201);
+      const validate = (record: DecodedRecord): void => {
+        if (record.responseStatus === 201) throw invalid;
+      };
+      expectObservable(cold('-a|', { a: chunk([ok, refused]) }).pipe(decodeRecords({ decode, validate }))).toBe('-x|', {
+        x: { partition: 3, lastOffset: 21, items: [decode(Uint8Array.of(200))], itemOffsets: [20], sources: [ok], rejected: [{ message: refused, error: invalid }] },
+      });
+    });
+    expect(invalid.code).toBe('invalid_text');
   });
 
   it('wraps a non-AnonymizerError from the decoder as a DecodeError', () => {

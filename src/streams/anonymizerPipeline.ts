@@ -16,6 +16,7 @@ import { defer, filter, from, mergeMap, startWith, tap, type Observable } from '
 import type { Logger } from 'pino';
 import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
+import { singleRowBodyBound, validateRecord } from '../domain/validateRecord.ts';
 import type { ProxySlots } from '../domain/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
 import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from '../encode/insertBody.ts';
@@ -33,6 +34,7 @@ import { encodeBatches } from '../operators/encodeBatches.ts';
 import { pacedInsert, type InsertOutcome } from '../operators/pacedInsert.ts';
 import { persistBatches, type PersistedBatch } from '../operators/persistBatches.ts';
 import { publishBatches } from '../operators/publishBatches.ts';
+import { rejectOversizedRows } from '../operators/rejectOversizedRows.ts';
 import { sealBatches } from '../operators/sealBatches.ts';
 import type { PipelineMetrics } from './pipelineMetrics.ts';
 
@@ -49,6 +51,8 @@ export interface PipelineDeps {
   readonly spoolMaxBytes: number;
   readonly logger: Logger;
   readonly metrics: PipelineMetrics;
+  /** Anonymize IPv4/IPv6 literals inside `url` too (`ANONYMIZE_URL_ADDRESSES`). Default true. */
+  readonly anonymizeUrlAddresses?: boolean;
 }
 
 /**
@@ -71,6 +75,11 @@ export const MAX_ROWS_PER_BATCH = 150_000;
 
 type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 
+/** The uncompressed body of one row with empty texts: the fixed part of `singleRowBodyBound`. */
+const emptyRowBodyBytes = encodeInsertBody([
+  { timestamp: 0xffff_ffff, resourceId: 2n ** 64n - 1n, bytesSent: 2n ** 64n - 1n, requestTimeMilli: 2n ** 64n - 1n, responseStatus: 0xffff, cacheStatus: '', method: '', remoteAddr: '', url: '' },
+]).byteLength;
+
 /** Kafka → spool. Completes when the source does (drain, shutdown), after the last batch is published. */
 export function ingestion(deps: PipelineDeps): Observable<Ingested> {
   const { source, spool, slots, metrics } = deps;
@@ -84,8 +93,21 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
 
   const sealed$ = source.chunks$.pipe(
     tap((chunk) => metrics.consumed.inc(chunk.items.length)),
-    decodeRecords({ decode: decodeRecord }),
+    // Decode, validate the texts (#6), anonymize (remote_addr and addresses inside url), and
+    // refuse rows no body can carry (#3): every message that cannot become a row is listed
+    // in the chunk's `rejected`, and kept by deadLetter before anything is committed.
+    decodeRecords({ decode: decodeRecord, validate: validateRecord }),
     tap((chunk) => metrics.decoded.inc(chunk.items.length)),
+    anonymizeAddresses({
+      onInvalidAddress: () => metrics.invalidAddresses.inc(),
+      anonymizeUrls: deps.anonymizeUrlAddresses ?? true,
+      onUrlAddress: () => metrics.urlAddresses.inc(),
+    }),
+    rejectOversizedRows({
+      limit: deps.maxBodyBytes,
+      bound: (row) => singleRowBodyBound(row, emptyRowBodyBytes),
+      measure: async (row) => (await deps.compress(encodeInsertBody([row]))).byteLength,
+    }),
     deadLetter({
       send: async (rejected) => {
         await deps.deadLetters.send(rejected);
@@ -95,7 +117,6 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
         }
       },
     }),
-    anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
     tap((chunk) => metrics.anonymized.inc(chunk.items.length)),
     // maxRows: less than the source lets be outstanding (MAX_OUTSTANDING_ROWS), so a batch can always fill.
     // fit: each full body is measured (encoded and compressed) before it is sealed, so it
