@@ -310,15 +310,26 @@ function replaceIPv6(url: string): string {
       i++;
     }
     if (colons < 2) continue;
-    // A run may end in a '.' or ':' that belongs to the URL (`…::1.` at a sentence end): try without it.
+    let from = start;
     let end = i;
-    let parsed = anonymizeIPv6(url, start, end);
-    while (parsed.kind === 'invalid' && end > start + 2 && (url.charCodeAt(end - 1) === C_DOT || url.charCodeAt(end - 1) === C_COLON)) {
-      end--;
-      parsed = anonymizeIPv6(url, start, end);
+    let parsed = anonymizeIPv6(url, from, end);
+    if (parsed.kind === 'invalid') {
+      // The run may take in hex letters or digits of the URL around the address
+      // (`/cafe2001:db8::1`, `…::1abcde`) or a '.'/':' after it (`…::1.`): trim the first
+      // and last groups to four hex digits and the end of separators, and try again.
+      const firstColon = url.indexOf(':', from);
+      if (firstColon - from > 4) from = firstColon - 4;
+      let lastColon = url.lastIndexOf(':', end - 1);
+      while (end > lastColon + 1 && (url.charCodeAt(end - 1) === C_DOT || url.charCodeAt(end - 1) === C_COLON)) {
+        end--;
+        lastColon = url.lastIndexOf(':', end - 1);
+      }
+      const dot = url.indexOf('.', lastColon);
+      if ((dot < 0 || dot >= end) && end - lastColon - 1 > 4) end = lastColon + 5;
+      parsed = anonymizeIPv6(url, from, end);
     }
     if (parsed.kind === 'invalid') continue;
-    out += url.slice(copied, start) + parsed.value;
+    out += url.slice(copied, from) + parsed.value;
     copied = end;
   }
   return copied === 0 ? url : out + url.slice(copied);

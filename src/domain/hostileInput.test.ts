@@ -1,0 +1,66 @@
+// The unit-level fuzz of issue 11 (#5, #6): 25,000 seeded hostile messages through the
+// product's own decode → validate → anonymize, no server. No row may hold a raw address
+// of its message, every message must be a row or a rejection with a stable code, and
+// rejecting must stay cheap. The same corpus goes through the real stack in
+// test/e2e/hostileInput.test.ts.
+import { describe, expect, it } from 'vitest';
+import { expectedOutcome, hostileCorpus, leakedColumns, type MutationKind } from '../../test/support/hostileCorpus.ts';
+import { decodeRecord } from './decodeRecord.ts';
+
+const START = Date.UTC(2026, 11, 1);
+const corpus = hostileCorpus({ seed: 20_261_201n, count: 25_000, startMillis: START });
+
+describe('hostile input (unit fuzz)', () => {
+  it('no stored column holds a raw address, and every message is a row or a coded rejection', () => {
+    const leaks: string[] = [];
+    const byKind = new Map<MutationKind, { rows: number; rejected: number }>();
+    const reasons = new Map<string, number>();
+    for (const [index, message] of corpus.entries()) {
+      const outcome = expectedOutcome(message.bytes);
+      const tally = byKind.get(message.kind) ?? { rows: 0, rejected: 0 };
+      byKind.set(message.kind, tally);
+      if ('row' in outcome) {
+        tally.rows++;
+        for (const column of leakedColumns(outcome.row, message.addresses)) leaks.push(`#${index} (${message.kind}): ${column}`);
+      } else {
+        tally.rejected++;
+        reasons.set(outcome.rejected, (reasons.get(outcome.rejected) ?? 0) + 1);
+      }
+    }
+    expect(leaks).toEqual([]);
+    // The corpus reaches every path: rows survive each kind of mutation that can leave one, and both new reasons occur.
+    for (const kind of ['none', 'bit-flips', 'byte-rewrites', 'pointer', 'pointer-to-address'] as const) expect(byKind.get(kind)?.rows, kind).toBeGreaterThan(0);
+    expect(byKind.get('segment-bomb')).toMatchObject({ rows: 0 });
+    expect(reasons.get('invalid_text')).toBeGreaterThan(100);
+    expect(reasons.get('ANON_DECODE')).toBeGreaterThan(1_000);
+  });
+
+  it('without the new rules the same corpus leaks (the fuzz can see the fault it guards against)', () => {
+    let leaks = 0;
+    for (const message of corpus) {
+      let record;
+      try {
+        record = decodeRecord(message.bytes);
+      } catch {
+        continue;
+      }
+      // Only remote_addr anonymized, as before: no validateRecord, no URL anonymization.
+      const row = { ...record, remoteAddr: 'X' };
+      if (leakedColumns(row, message.addresses).length > 0) leaks++;
+    }
+    expect(leaks).toBeGreaterThan(100);
+  });
+
+  it('rejects malformed messages cheaply: the whole corpus in well under 2 s, no single message over 50 ms', () => {
+    let slowest = 0;
+    const started = performance.now();
+    for (const message of corpus) {
+      const t0 = performance.now();
+      expectedOutcome(message.bytes);
+      slowest = Math.max(slowest, performance.now() - t0);
+    }
+    const total = performance.now() - started;
+    expect(total).toBeLessThan(2_000);
+    expect(slowest).toBeLessThan(50);
+  });
+});
