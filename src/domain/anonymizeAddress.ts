@@ -275,15 +275,23 @@ export function anonymizeAddress(raw: string): AnonymizedAddress {
  * them) is returned as it is after one scan, without allocating.
  */
 export function anonymizeUrlAddresses(url: string): string {
+  // One scan decides what to look for: two ':' for IPv6; for IPv4, a run of digit groups
+  // joined by three dots (`1.2.3.4`), which file names and versions rarely have.
   let colons = 0;
-  let digitDot = false;
+  let joins = 0;
+  let quad = false;
   for (let i = 0; i < url.length; i++) {
     const c = url.charCodeAt(i);
+    if (isDigit(c)) continue;
+    if (c === C_DOT && i > 0 && isDigit(url.charCodeAt(i - 1)) && i + 1 < url.length && isDigit(url.charCodeAt(i + 1))) {
+      if (++joins >= 3) quad = true;
+      continue;
+    }
+    joins = 0;
     if (c === C_COLON) colons++;
-    else if (c === C_DOT && i > 0 && isDigit(url.charCodeAt(i - 1))) digitDot = true;
   }
   let out = colons >= 2 ? replaceIPv6(url) : url;
-  if (digitDot || out !== url) out = replaceIPv4(out);
+  if (quad || out !== url) out = replaceIPv4(out);
   return out;
 }
 
