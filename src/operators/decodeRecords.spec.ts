@@ -73,8 +73,8 @@ describe('decodeRecords', () => {
     const big: OffsetChunk<SourceMessage> = { partition: 3, items: messages, lastOffset: 260 };
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
-      // The clock moves one ms per reading, so every 64 messages the 1 ms slice is over.
-      const op = decodeRecords({ decode, sliceMs: 1, now: () => clock++, scheduler });
+      // The clock moves one ms per reading (one every 16 messages), so every 64 messages the 4 ms slice is over.
+      const op = decodeRecords({ decode, sliceMs: 4, now: () => clock++, scheduler });
       const source = cold('-a------|', { a: big });
       const endless = cold('-a-', { a: big });
       expectObservable(source.pipe(op, map((chunk) => ({ lastOffset: chunk.lastOffset, items: chunk.items.length })))).toBe('-(xyz)--|', {
