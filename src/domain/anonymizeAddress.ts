@@ -275,20 +275,24 @@ export function anonymizeAddress(raw: string): AnonymizedAddress {
  * them) is returned as it is after one scan, without allocating.
  */
 export function anonymizeUrlAddresses(url: string): string {
-  // One scan decides what to look for: two ':' for IPv6; for IPv4, a run of digit groups
-  // joined by three dots (`1.2.3.4`), which file names and versions rarely have.
-  let colons = 0;
-  let joins = 0;
+  // A cheap look first (native indexOf, no per-character loop over most URLs): IPv6 needs
+  // two ':'; IPv4 a run of four digit groups joined by three dots, which file names and
+  // versions rarely have.
+  const firstColon = url.indexOf(':');
+  const colons = firstColon >= 0 && url.indexOf(':', firstColon + 1) >= 0 ? 2 : 0;
   let quad = false;
-  for (let i = 0; i < url.length; i++) {
-    const c = url.charCodeAt(i);
-    if (isDigit(c)) continue;
-    if (c === C_DOT && i > 0 && isDigit(url.charCodeAt(i - 1)) && i + 1 < url.length && isDigit(url.charCodeAt(i + 1))) {
-      if (++joins >= 3) quad = true;
+  let joins = 0;
+  let previousJoin = -1;
+  for (let dot = url.indexOf('.'); dot >= 0 && !quad; dot = url.indexOf('.', dot + 1)) {
+    if (dot === 0 || dot + 1 >= url.length || !isDigit(url.charCodeAt(dot - 1)) || !isDigit(url.charCodeAt(dot + 1))) {
+      joins = 0;
       continue;
     }
-    joins = 0;
-    if (c === C_COLON) colons++;
+    let digitsSince = previousJoin >= 0;
+    for (let p = previousJoin + 1; digitsSince && p < dot; p++) digitsSince = isDigit(url.charCodeAt(p));
+    joins = digitsSince ? joins + 1 : 1;
+    previousJoin = dot;
+    if (joins >= 3) quad = true;
   }
   let out = colons >= 2 ? replaceIPv6(url) : url;
   if (quad || out !== url) out = replaceIPv4(out);
