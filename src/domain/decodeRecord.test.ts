@@ -9,6 +9,7 @@ import { SplitMix64, uniformRecords } from '../synthetic/uniformDataset.ts';
 import { realisticRecords } from '../synthetic/realisticDataset.ts';
 import { decodeRecord, decodeWithCapnpTs } from './decodeRecord.ts';
 import { encodeRecord, type SourceRecord } from './encodeRecord.ts';
+import { pointTo, textPointers } from '../../test/support/hostileCorpus.ts';
 
 type Outcome = { readonly record: unknown } | { readonly error: string };
 
@@ -126,5 +127,16 @@ describe('decodeRecord', () => {
     expect(() => decodeRecord(unterminated)).toThrow(/not NUL-terminated/);
     expectSameReading(overlong);
     expectSameReading(unterminated);
+  });
+
+  it('refuses two texts that share bytes (a pointer rewritten onto the address), in both readings', () => {
+    const bytes = Uint8Array.from(encodeRecord({ ...base, url: '/x' }));
+    const [, , address, url] = textPointers(bytes);
+    pointTo(bytes, url!.at, address!.start, address!.count);
+    expect(() => decodeRecord(bytes)).toThrow(/url shares bytes with remote_addr/);
+    expectSameReading(bytes);
+    // Empty texts carry nothing to share: two of them may be anywhere.
+    const empty = encodeRecord({ ...base, cacheStatus: '', method: '' });
+    expect(decodeRecord(empty).method).toBe('');
   });
 });

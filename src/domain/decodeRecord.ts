@@ -63,11 +63,12 @@ function readPlainRecord(bytes: Uint8Array): DecodedRecord | undefined {
   if (structWord < 1 || structWord + dataWords + pointerCount > words) return undefined;
   const data = segment + structWord * 8;
   const pointers = data + dataWords * 8;
-  const cacheStatus = readAsciiText(bytes, view, pointers, words);
-  const method = readAsciiText(bytes, view, pointers + 8, words);
-  const rawRemoteAddr = readAsciiText(bytes, view, pointers + 16, words);
-  const url = readAsciiText(bytes, view, pointers + 24, words);
+  const cacheStatus = readAsciiText(bytes, view, pointers, words, 0);
+  const method = readAsciiText(bytes, view, pointers + 8, words, 1);
+  const rawRemoteAddr = readAsciiText(bytes, view, pointers + 16, words, 2);
+  const url = readAsciiText(bytes, view, pointers + 24, words, 3);
   if (cacheStatus === undefined || method === undefined || rawRemoteAddr === undefined || url === undefined) return undefined;
+  checkNoOverlap(fastRanges);
   const millis = view.getBigUint64(data, true);
   if (millis > 0xffff_ffff_ffffn) return undefined; // far past DateTime: capnp-ts path reports it
   return {
@@ -84,7 +85,31 @@ function readPlainRecord(bytes: Uint8Array): DecodedRecord | undefined {
 }
 
 /** A Text pointer at byte `at` of the (only) segment: a list of bytes ending in NUL, all ASCII. */
-function readAsciiText(bytes: Uint8Array, view: DataView, at: number, words: number): string | undefined {
+/**
+ * Where each text's bytes are (start, end with the NUL), per field: a writer puts every
+ * text in bytes of its own, so two texts that share bytes mean a corrupt pointer (a bit flip
+ * that points `url` at the address, the fault fuzzing found): refused as `invalid_text`.
+ * Module-level scratch, safe because decoding is synchronous and never re-entered.
+ */
+const fastRanges = new Float64Array(8);
+const TEXT_FIELDS = ['cache_status', 'method', 'remote_addr', 'url'] as const;
+
+/** Throws `InvalidTextError` when two non-empty texts share a byte; `buffers[i]` (when given) is the segment text i is in. */
+function checkNoOverlap(ranges: Float64Array, buffers?: readonly unknown[]): void {
+  for (let a = 0; a < 4; a++) {
+    const aStart = ranges[2 * a]!;
+    const aEnd = ranges[2 * a + 1]!;
+    if (aEnd - aStart <= 1) continue; // empty: only a NUL (or a null pointer), no content to share
+    for (let b = a + 1; b < 4; b++) {
+      const bStart = ranges[2 * b]!;
+      const bEnd = ranges[2 * b + 1]!;
+      if (bEnd - bStart <= 1 || (buffers !== undefined && buffers[a] !== buffers[b])) continue;
+      if (aStart < bEnd && bStart < aEnd) throw new InvalidTextError(TEXT_FIELDS[b]!, `${TEXT_FIELDS[b]} shares bytes with ${TEXT_FIELDS[a]}: a corrupt pointer`);
+    }
+  }
+}
+
+function readAsciiText(bytes: Uint8Array, view: DataView, at: number, words: number, field: number): string | undefined {
   const low = view.getUint32(at, true);
   const high = view.getUint32(at + 4, true);
   if ((low & 3) !== 1 || (high & 7) !== 2) return undefined; // a list pointer of bytes, nothing else
@@ -92,6 +117,8 @@ function readAsciiText(bytes: Uint8Array, view: DataView, at: number, words: num
   const start = at + 8 + (low >> 2) * 8;
   if (count < 1 || start < 8 || start + count > 8 + words * 8 || bytes[start + count - 1] !== 0) return undefined;
   const end = start + count - 1;
+  fastRanges[2 * field] = start;
+  fastRanges[2 * field + 1] = start + count;
   let ascii = true;
   for (let i = start; i < end; i++) {
     if (bytes[i]! >= 0x80) {
@@ -121,11 +148,12 @@ export function decodeWithCapnpTs(bytes: Uint8Array): DecodedRecord {
       bytesSent: root.getBytesSent(),
       requestTimeMilli: root.getRequestTimeMilli(),
       responseStatus: root.getResponseStatus(),
-      cacheStatus: readText(root, 0, 'cache_status'),
-      method: readText(root, 1, 'method'),
-      rawRemoteAddr: readText(root, 2, 'remote_addr'),
-      url: readText(root, 3, 'url'),
+      cacheStatus: readText(root, 0),
+      method: readText(root, 1),
+      rawRemoteAddr: readText(root, 2),
+      url: readText(root, 3),
     };
+    checkNoOverlap(slowRanges, slowBuffers);
     // The bigint division above is exact; `Number` only loses precision far past the range check.
     if (millis / 1000n > BigInt(MAX_DATETIME_SECONDS)) {
       throw timestampError(millis);
@@ -145,11 +173,21 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * string) and ignores a missing NUL terminator. Both mean the pointer does not point at a
  * text: the message is refused as `invalid_text`. A null pointer is the empty text.
  */
-function readText(root: HttpLogRecord, index: number, field: string): string {
+const slowRanges = new Float64Array(8);
+const slowBuffers: unknown[] = [undefined, undefined, undefined, undefined];
+
+function readText(root: HttpLogRecord, index: number): string {
+  const field = TEXT_FIELDS[index]!;
+  slowRanges[2 * index] = 0;
+  slowRanges[2 * index + 1] = 0;
+  slowBuffers[index] = undefined;
   const pointer = Struct.getPointer(index, root);
   if (Pointer.isNull(pointer)) return '';
   const bytes = Data.fromPointer(pointer).toUint8Array();
   if (bytes.byteLength === 0 || bytes[bytes.byteLength - 1] !== 0) throw new InvalidTextError(field, `${field} is not NUL-terminated`);
+  slowRanges[2 * index] = bytes.byteOffset;
+  slowRanges[2 * index + 1] = bytes.byteOffset + bytes.byteLength;
+  slowBuffers[index] = bytes.buffer;
   try {
     return utf8.decode(bytes.subarray(0, bytes.byteLength - 1));
   } catch {

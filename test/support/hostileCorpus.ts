@@ -56,7 +56,7 @@ function baseRecord(random: SplitMix64, startMillis: number, index: number): { r
 }
 
 /** Where each text pointer and its bytes are in a one-segment message (as capnp-ts writes it). */
-function textPointers(bytes: Uint8Array): Array<{ at: number; start: number; count: number }> {
+export function textPointers(bytes: Uint8Array): Array<{ at: number; start: number; count: number }> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const root = 8;
   const rootLow = view.getUint32(root, true);
@@ -73,7 +73,7 @@ function textPointers(bytes: Uint8Array): Array<{ at: number; start: number; cou
 }
 
 /** Points the text pointer at `at` to `count` bytes from `start` (rounded down to a word, as pointers are). */
-function pointTo(bytes: Uint8Array, at: number, start: number, count: number): void {
+export function pointTo(bytes: Uint8Array, at: number, start: number, count: number): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const words = Math.floor((start - (at + 8)) / 8);
   view.setUint32(at, ((words << 2) | 1) >>> 0, true);
