@@ -53,16 +53,26 @@ describe('hostile input (unit fuzz)', () => {
     expect(leaks).toBeGreaterThan(100);
   });
 
-  it('rejects malformed messages cheaply: the whole corpus in well under 2 s, no single message over 50 ms', () => {
-    let slowest = 0;
-    const started = performance.now();
-    for (const message of corpus) {
-      const t0 = performance.now();
-      expectedOutcome(message.bytes);
-      slowest = Math.max(slowest, performance.now() - t0);
+  it('rejects malformed messages cheaply: the corpus takes at most a few times what as many valid messages take', () => {
+    // Relative to valid decoding on the same machine at the same moment, so a loaded
+    // machine does not fail it; before the segment-table check, each of the ~2,500 bombs
+    // alone took ~137 ms, thousands of times a valid message.
+    const valid = corpus.filter((m) => m.kind === 'none').map((m) => m.bytes);
+    const timeOf = (work: () => void): number => {
+      const started = performance.now();
+      work();
+      return performance.now() - started;
+    };
+    let baseline = Number.POSITIVE_INFINITY;
+    let hostile = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < 3; round++) {
+      baseline = Math.min(baseline, timeOf(() => {
+        for (let i = 0; i < corpus.length; i++) expectedOutcome(valid[i % valid.length]!);
+      }));
+      hostile = Math.min(hostile, timeOf(() => {
+        for (const message of corpus) expectedOutcome(message.bytes);
+      }));
     }
-    const total = performance.now() - started;
-    expect(total).toBeLessThan(2_000);
-    expect(slowest).toBeLessThan(50);
+    expect(hostile).toBeLessThan(5 * baseline);
   });
 });
