@@ -136,7 +136,7 @@ const latin1 = new TextDecoder('latin1');
 export function decodeWithCapnpTs(bytes: Uint8Array): DecodedRecord {
   // Checked before capnp-ts allocates anything for the segments the message claims (#5).
   const framing = messageFramingProblem(bytes);
-  if (framing !== undefined) throw new DecodeError(`not a valid Cap'n Proto HttpLogRecord: ${framing}`);
+  if (framing !== undefined) throw withoutStack(() => new DecodeError(`not a valid Cap'n Proto HttpLogRecord: ${framing}`));
   let record: DecodedRecord;
   try {
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
@@ -166,6 +166,21 @@ export function decodeWithCapnpTs(bytes: Uint8Array): DecodedRecord {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * An error built without capturing a stack trace: most of what rejecting a malformed
+ * message costs is V8 walking the stack for an `Error` whose stack nobody reads (the dead
+ * letter carries its code and message). Rejecting stays cheap under a flood (#5).
+ */
+function withoutStack<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
 
 /**
  * Text field `index` of the root, from its bytes: capnp-ts's own `getText` decodes UTF-8
