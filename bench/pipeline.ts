@@ -10,6 +10,11 @@
  * full bodies carry through a 1r/m × 1 MiB proxy (rows per full body ÷ 60 s), and the CPU
  * it costs is that rate ÷ records per CPU second, per minute.
  *
+ * A second table (issue 11) measures hostile input on one core, without the codec: how
+ * many malformed messages a second decode + validate rejects (segment-count bombs,
+ * truncations, rewritten segment tables and pointers), next to the rate of valid ones, and
+ * what anonymizing addresses inside URLs (ANONYMIZE_URL_ADDRESSES) costs per record.
+ *
  * Options: --records N (200000 per run)  --datasets uniform,realistic  --fast zstd:3
  *          --strong br:11  --body-bytes 1048576
  * Prints a markdown table to stdout, progress on a TTY to stderr.
@@ -19,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { NEVER, Subject, lastValueFrom, tap } from 'rxjs';
 import type { Codec, OffsetChunk, SourceMessage } from '../src/domain/batch.ts';
 import { decodeRecord } from '../src/domain/decodeRecord.ts';
+import { validateRecord } from '../src/domain/validateRecord.ts';
 import { encodeRecord } from '../src/domain/encodeRecord.ts';
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
 import { compress, CODECS, LEVEL_RANGE } from '../src/encode/compress.ts';
@@ -30,7 +36,7 @@ import { encodeBatches } from '../src/operators/encodeBatches.ts';
 import { sealBatches } from '../src/operators/sealBatches.ts';
 import { progress } from '../src/cli/progress.ts';
 import { realisticRecords } from '../src/synthetic/realisticDataset.ts';
-import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
+import { SplitMix64, uniformRecords } from '../src/synthetic/uniformDataset.ts';
 
 const { values } = parseArgs({
   options: {
@@ -172,6 +178,107 @@ async function runChild(spec: string): Promise<ChildResult> {
   };
 }
 
+interface HostileResult {
+  readonly dataset: string;
+  readonly validPerCpuSecond: number;
+  readonly malformedPerCpuSecond: number;
+  readonly rejectedShare: number;
+  readonly anonymizeUrlsOn: number;
+  readonly anonymizeUrlsOff: number;
+}
+
+/** CPU seconds (user + system) that `work` takes. */
+function cpuSecondsOf(work: () => void): number {
+  const start = process.cpuUsage();
+  work();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
+/** Malformed copies of valid messages, as an adversary sends them: mostly segment-table garbage (the expensive case before the fix). */
+function malformedCopy(random: SplitMix64, valid: Uint8Array): Uint8Array {
+  const kind = random.below(4);
+  if (kind === 0) {
+    // 16 bytes claiming 2^25 segments (#5).
+    const bomb = new Uint8Array(16);
+    new DataView(bomb.buffer).setUint32(0, 0x01ff_ffff, true);
+    return bomb;
+  }
+  const bytes = Uint8Array.from(valid);
+  const view = new DataView(bytes.buffer);
+  if (kind === 1) view.setUint32(0, 1 + random.below(0xffff_fffe), true); // any segment count
+  else if (kind === 2) view.setUint32(4, bytes.byteLength / 8 + 1 + random.below(1 << 20), true); // a segment longer than the message
+  else return bytes.subarray(0, 8 + random.below(bytes.byteLength - 8)); // truncated
+  return bytes;
+}
+
+async function runHostile(dataset: string): Promise<HostileResult> {
+  const records = Math.min(Number(values.records), 200_000);
+  const generate = dataset === 'realistic' ? realisticRecords : uniformRecords;
+  const source = generate({ seed: 2n, startMillis: Date.UTC(2026, 10, 1), rate: 200 });
+  const random = new SplitMix64(3n);
+  const valid: OffsetChunk<SourceMessage>[] = [];
+  const malformed: OffsetChunk<SourceMessage>[] = [];
+  for (let start = 0; start < records; start += CHUNK) {
+    const good: SourceMessage[] = [];
+    const bad: SourceMessage[] = [];
+    for (let offset = start; offset < Math.min(records, start + CHUNK); offset++) {
+      const value = encodeRecord(source.next().value!);
+      good.push({ partition: 0, offset, value });
+      bad.push({ partition: 0, offset, value: malformedCopy(random, value) });
+    }
+    valid.push({ partition: 0, items: good, itemOffsets: good.map((m) => m.offset), lastOffset: start + good.length - 1 });
+    malformed.push({ partition: 0, items: bad, itemOffsets: bad.map((m) => m.offset), lastOffset: start + bad.length - 1 });
+  }
+  /** CPU seconds to push every chunk through `operators` (synchronous: map-based operators only). */
+  const through = (chunks: OffsetChunk<SourceMessage>[], pipeline: (input$: Subject<OffsetChunk<SourceMessage>>) => { subscribe: (next: (chunk: { items: readonly unknown[]; rejected?: readonly unknown[] }) => void) => unknown }): { cpu: number; rows: number; rejected: number } => {
+    let rows = 0;
+    let rejected = 0;
+    const cpu = cpuSecondsOf(() => {
+      const input$ = new Subject<OffsetChunk<SourceMessage>>();
+      pipeline(input$).subscribe((chunk) => {
+        rows += chunk.items.length;
+        rejected += chunk.rejected?.length ?? 0;
+      });
+      for (const chunk of chunks) input$.next(chunk);
+      input$.complete();
+    });
+    return { cpu, rows, rejected };
+  };
+  const decodeOnly = (input$: Subject<OffsetChunk<SourceMessage>>) => input$.pipe(decodeRecords({ decode: decodeRecord, validate: validateRecord }));
+  // Warm up the JIT on both kinds first, as a long-running process would be.
+  through(valid.slice(0, 20), decodeOnly);
+  through(malformed.slice(0, 20), decodeOnly);
+  const withUrls = (on: boolean) => (input$: Subject<OffsetChunk<SourceMessage>>) =>
+    input$.pipe(decodeRecords({ decode: decodeRecord, validate: validateRecord }), anonymizeAddresses({ anonymizeUrls: on }));
+  through(valid.slice(0, 20), withUrls(true));
+  // Each measured five times, interleaved, keeping the least CPU: the difference between
+  // URL anonymization on and off is a few percent, less than a busy machine's jitter.
+  const best = (runs: Array<{ cpu: number; rows: number; rejected: number }>) => runs.reduce((a, b) => (b.cpu < a.cpu ? b : a));
+  const rounds = { good: [] as Array<ReturnType<typeof through>>, bad: [] as Array<ReturnType<typeof through>>, off: [] as Array<ReturnType<typeof through>>, on: [] as Array<ReturnType<typeof through>> };
+  for (let round = 0; round < 5; round++) {
+    rounds.good.push(through(valid, decodeOnly));
+    rounds.bad.push(through(malformed, decodeOnly));
+    rounds.off.push(through(valid, withUrls(false)));
+    rounds.on.push(through(valid, withUrls(true)));
+  }
+  const [good, bad, off, on] = [best(rounds.good), best(rounds.bad), best(rounds.off), best(rounds.on)];
+  if (good.rows !== records) fail(`${dataset}: ${records - good.rows} valid messages were rejected`);
+  return {
+    dataset,
+    validPerCpuSecond: records / good.cpu,
+    malformedPerCpuSecond: records / bad.cpu,
+    rejectedShare: bad.rejected / records,
+    anonymizeUrlsOn: records / on.cpu,
+    anonymizeUrlsOff: records / off.cpu,
+  };
+}
+
+if (values.child?.startsWith('hostile/')) {
+  process.stdout.write(JSON.stringify(await runHostile(values.child.slice('hostile/'.length))) + '\n');
+  process.exit(0);
+}
+
 if (values.child !== undefined) {
   process.stdout.write(JSON.stringify(await runChild(values.child)) + '\n');
   process.exit(0);
@@ -197,6 +304,13 @@ for (const dataset of datasets) {
   }
 }
 
+const hostile: HostileResult[] = [];
+for (const dataset of datasets) {
+  const child = spawnSync(process.execPath, [new URL(import.meta.url).pathname, ...process.argv.slice(2), '--child', `hostile/${dataset}`], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (child.status !== 0) fail(`the ${dataset} hostile-input run failed (exit ${child.status})`);
+  hostile.push(JSON.parse(child.stdout.trim().split('\n').at(-1)!) as HostileResult);
+}
+
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
 const lines = [
   `Records through decode → anonymize → seal (fit, measuring each body) → encode → compress, ${fmt(records)} per run, ${Number(values['body-bytes'])} B bodies.`,
@@ -220,4 +334,19 @@ lines.push(
   '',
   `Targets (docs/performance.md): ≥ 100,000 records/s on one core with the fast codec (${fast.codec}-${fast.level}); < 5 % of a core at the sustainable rate.`,
 );
+lines.push(
+  '',
+  `Hostile input (issue 11), decode + validate on one core, ${fmt(Math.min(records, 200_000))} messages per kind, best of 5; URL anonymization: decode + validate + anonymize with ANONYMIZE_URL_ADDRESSES on and off.`,
+  '',
+  '| dataset | valid messages/s per core (decoded + validated) | malformed messages/s per core (rejected) | rejected share | URL anonymization off, records/s | on, records/s | cost per record |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+);
+for (const result of hostile) {
+  const costNs = (1 / result.anonymizeUrlsOn - 1 / result.anonymizeUrlsOff) * 1e9;
+  lines.push(
+    `| ${result.dataset} | ${fmt(result.validPerCpuSecond)} | ${fmt(result.malformedPerCpuSecond)} | ${fmt(result.rejectedShare * 100, 1)} % | ` +
+      `${fmt(result.anonymizeUrlsOff)} | ${fmt(result.anonymizeUrlsOn)} | ${fmt(costNs)} ns (${fmt((result.anonymizeUrlsOff / result.anonymizeUrlsOn - 1) * 100, 1)} %) |`,
+  );
+}
+lines.push('', 'Target (issue 11): ≥ 100,000 malformed messages/s rejected on one core.');
 process.stdout.write(lines.join('\n') + '\n');

@@ -19,6 +19,7 @@ describe('loadConfig', () => {
       insertCodec: 'br',
       insertLevel: 11,
       spoolDir: './var/spool',
+      anonymizeUrlAddresses: true,
     });
   });
 
@@ -37,6 +38,7 @@ describe('loadConfig', () => {
     [{ INSERT_CODEC: 'gzip', INSERT_LEVEL: '11' }, /^INSERT_LEVEL must be an integer from 1 to 9 for INSERT_CODEC=gzip/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
     [{ CLICKHOUSE_DATABASE: 'drop table' }, /^CLICKHOUSE_DATABASE must be a database name/],
+    [{ ANONYMIZE_URL_ADDRESSES: 'yes' }, /^ANONYMIZE_URL_ADDRESSES must be 1 \(anonymize IPv4\/IPv6 literals in url, like remote_addr\) or 0/],
   ];
   it.each(bad)('%o fails with one line naming the setting', (env, message) => {
     let error: unknown;
@@ -48,6 +50,12 @@ describe('loadConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('ANONYMIZE_URL_ADDRESSES=0 (or --anonymize-url-addresses 0) keeps URLs verbatim', () => {
+    expect(loadConfig({ ANONYMIZE_URL_ADDRESSES: '0' }).anonymizeUrlAddresses).toBe(false);
+    expect(loadConfig({ ANONYMIZE_URL_ADDRESSES: '1' }, { anonymizeUrlAddresses: '0' }).anonymizeUrlAddresses).toBe(false);
+    expect(loadConfig({ ANONYMIZE_URL_ADDRESSES: '0' }, { anonymizeUrlAddresses: '1' }).anonymizeUrlAddresses).toBe(true);
   });
 
   it('never shows the password in an error', () => {

@@ -47,6 +47,8 @@ const SETTINGS = {
   SPOOL_MAX_BYTES: { schema: integer(1 << 20, Number.MAX_SAFE_INTEGER), default: String(2 * 1024 ** 3), form: 'bytes, an integer ≥ 1048576' },
   INSERT_CODEC: { schema: z.enum(CODECS as [Codec, ...Codec[]]), default: 'br', form: `one of ${CODECS.join(', ')}` },
   INSERT_LEVEL: { schema: z.string().regex(/^\d+$/).transform(Number), default: '', form: 'an integer level for the codec' },
+  // Addresses inside URLs (`/proxy?to=10.1.2.3`, a corrupted text pointer) are personal data too.
+  ANONYMIZE_URL_ADDRESSES: { schema: z.enum(['0', '1']).transform((value) => value === '1'), default: '1', form: '1 (anonymize IPv4/IPv6 literals in url, like remote_addr) or 0 (keep URLs verbatim)' },
   METRICS_HOST: { schema: z.string().min(1), default: '127.0.0.1', form: 'an address to listen on (0.0.0.0 in a container)' },
   METRICS_PORT: { schema: integer(0, 65_535), default: '9464', form: 'a TCP port, or 0 for none' },
   METRICS_FILE: { schema: z.string(), default: '', form: 'a file path, or empty for none' },
@@ -77,6 +79,7 @@ export interface AppConfig {
   readonly spoolMaxBytes: number;
   readonly insertCodec: Codec;
   readonly insertLevel: number;
+  readonly anonymizeUrlAddresses: boolean;
   readonly metricsHost: string;
   readonly metricsPort: number;
   /** Where `run` writes its final metrics (Prometheus text) when it ends; '' for nowhere. */
@@ -150,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string
     spoolMaxBytes: read('SPOOL_MAX_BYTES'),
     insertCodec,
     insertLevel,
+    anonymizeUrlAddresses: read('ANONYMIZE_URL_ADDRESSES'),
     metricsHost: read('METRICS_HOST'),
     metricsPort: read('METRICS_PORT'),
     metricsFile: read('METRICS_FILE'),

@@ -251,3 +251,33 @@ export class SpoolError extends AnonymizerError {
     super(message, 'ANON_SPOOL', false, 'processing', options);
   }
 }
+
+/**
+ * A text field that cannot be stored as it is: not valid UTF-8, a control character (NUL
+ * included), a field over its documented length, or a `method`/`cache_status` outside its
+ * token pattern (src/domain/validateRecord.ts). The message is dead-lettered.
+ *
+ * The code is the issue's `x-dlq-reason` value itself (the dead-letter sink writes
+ * `error.code` into that header), so it is lower case, unlike the ANON_ codes before it.
+ */
+export class InvalidTextError extends AnonymizerError {
+  /** The field at fault (`url`, `method`, `cache_status`, `remote_addr`). */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(message, 'invalid_text', false, 'processing');
+    this.field = field;
+  }
+}
+
+/**
+ * A record whose row, alone in a body, compresses over `PROXY_MAX_BODY_BYTES`: no request
+ * can ever carry it, so it is dead-lettered (`x-dlq-reason: row_too_large`, the code) before
+ * sealing, instead of stopping ingestion.
+ */
+export class RowTooLargeError extends AnonymizerError {
+  readonly bodyBytes: number;
+  constructor(bodyBytes: number, limit: number) {
+    super(`the row alone compresses to ${bodyBytes} bytes, over the proxy's body limit of ${limit}`, 'row_too_large', false, 'processing');
+    this.bodyBytes = bodyBytes;
+  }
+}

@@ -62,3 +62,10 @@ export {
   type InsertFailurePolicy,
   type Stage,
 } from './errors.ts';
+
+// Hostile input (issue 11): text rules, addresses inside URLs, rows too large for one body.
+export { rejectOversizedRows, type RejectOversizedRowsConfig } from './operators/rejectOversizedRows.ts';
+export { MAX_TEXT_LENGTH, singleRowBodyBound, validateRecord } from './domain/validateRecord.ts';
+export { anonymizeUrlAddresses } from './domain/anonymizeAddress.ts';
+export { messageFramingProblem } from './domain/capnpFraming.ts';
+export { InvalidTextError, RowTooLargeError } from './errors.ts';

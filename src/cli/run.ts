@@ -146,6 +146,7 @@ async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Pr
       logger: logger.child({ component: 'pipeline' }),
       metrics,
       deliveryState: clients.deliveryState$,
+      anonymizeUrlAddresses: config.anonymizeUrlAddresses,
     },
     { drain },
   );

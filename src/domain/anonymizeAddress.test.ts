@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { anonymizeAddress } from './anonymizeAddress.ts';
+import { anonymizeAddress, anonymizeUrlAddresses } from './anonymizeAddress.ts';
 import type { AddressKind, AnonymizedAddress } from './anonymizeAddress.ts';
 
 // ---------------------------------------------------------------------------
@@ -655,4 +655,51 @@ describe('anonymizeAddress: properties', () => {
     expect(run(`fe80::1%${'a'.repeat(100_000)}`).value).toBe('fe80:0:0::X');
   });
 
+});
+
+describe('anonymizeUrlAddresses', () => {
+  const cases: Array<[string, string]> = [
+    ['/plain/path.js?v=1', '/plain/path.js?v=1'],
+    ['', ''],
+    ['10.77.3.4', '10.77.3.X'],
+    ['/p?ip=10.77.3.4&x=1', '/p?ip=10.77.3.X&x=1'],
+    ['http://10.77.3.4:8080/a', 'http://10.77.3.X:8080/a'],
+    ['/a/1.2.3.4/b/5.6.7.8', '/a/1.2.3.X/b/5.6.7.X'],
+    // The address's text must not survive inside a longer run of digits and dots.
+    ['/x510.77.3.4', '/x510.77.3.X'],
+    ['/x10.77.3.456', '/x10.77.3.X'],
+    ['/x10.77.3.45.6', '/x10.77.3.X.X'],
+    ['/010.001.002.003', '/010.001.002.X'],
+    // Not four groups, or the middle ones are not octets: left alone.
+    ['/lib/jquery-1.12.4.min.js', '/lib/jquery-1.12.4.min.js'],
+    ['/v1.2.3/x', '/v1.2.3/x'],
+    ['/1.2000.3.4', '/1.2000.3.4'],
+    ['/a..1.2.3', '/a..1.2.3'],
+    // IPv6, with the /48 kept, in brackets, in a query, IPv4-mapped, with hex around it.
+    ['http://[2001:db8:85a3::8a2e:370:7334]/a', 'http://[2001:db8:85a3::X]/a'],
+    ['/p?ip=2001:db8:1:2::9&x=1', '/p?ip=2001:db8:1::X&x=1'],
+    ['/p?ip=::ffff:10.77.3.4', '/p?ip=10.77.3.X'],
+    // Any valid IPv6 text counts, however short: `a::b` is a:0:0:0:0:0:0:b.
+    ['/a::b', '/a:0:0::X'],
+  ];
+  it.each(cases)('%s → %s', (url, expected) => {
+    expect(anonymizeUrlAddresses(url)).toBe(expected);
+  });
+
+  it('leaves no IPv6 address text when hex letters or digits touch it', () => {
+    for (const url of ['/cafe2001:db8:77:8206::c957/x', '/x/2001:db8:77:8206::c957abcd', '42001:db8:77:8206::c957]/fuzz']) {
+      expect(anonymizeUrlAddresses(url)).not.toContain('2001:db8:77:8206::c957');
+      expect(anonymizeUrlAddresses(url)).toContain('db8:77::X');
+    }
+  });
+
+  it('leaves a time of day and a single colon alone', () => {
+    expect(anonymizeUrlAddresses('/time/12:30')).toBe('/time/12:30');
+    expect(anonymizeUrlAddresses('http://host:80/a')).toBe('http://host:80/a');
+  });
+
+  it('returns the same string object when nothing changes (no allocation on the common path)', () => {
+    const url = '/static/app.4f3a.js?v=2';
+    expect(anonymizeUrlAddresses(url)).toBe(url);
+  });
 });

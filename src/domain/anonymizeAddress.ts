@@ -254,3 +254,144 @@ export function anonymizeAddress(raw: string): AnonymizedAddress {
 
   return anonymizeIPv6(s, 0, end);
 }
+
+/**
+ * The same rule for addresses written inside a URL (`/proxy?to=10.1.2.3`,
+ * `http://[2001:db8::1]/`, a text pointer that landed on address bytes): each literal
+ * keeps its network part, as `anonymizeAddress` would (`10.1.2.X`, `2001:db8:0::X`).
+ *
+ * - IPv6: a maximal run of hex digits, `:` and `.` holding at least two `:` that parses
+ *   as an IPv6 address (an IPv4-mapped one follows the IPv4 rule) is replaced whole.
+ * - IPv4, erring on the side of privacy: in every maximal run of digits and dots, any
+ *   four consecutive digit groups whose middle two are octets (1–3 digits, ≤ 255) have
+ *   their fourth group replaced by `X`. The first group may be longer (`510.77.3.4` ends
+ *   in the address `10.77.3.4`) and the fourth may be followed by more digits
+ *   (`10.77.3.45` begins with it): neither leaves the address's text in the URL. Leading
+ *   zeros count too (`010.001.002.003` is an address to `inet_aton`). A version string
+ *   with four numeric parts (`/lib-1.2.3.4.js`) loses its last part: the price of never
+ *   storing an address; `ANONYMIZE_URL_ADDRESSES=0` keeps URLs verbatim.
+ *
+ * Linear in the URL's length, and a URL with no digit next to a `.` and no `:` (most of
+ * them) is returned as it is after one scan, without allocating.
+ */
+export function anonymizeUrlAddresses(url: string): string {
+  // A cheap look first (native indexOf, no per-character loop over most URLs): IPv6 needs
+  // two ':'; IPv4 a run of four digit groups joined by three dots, which file names and
+  // versions rarely have.
+  const firstColon = url.indexOf(':');
+  const colons = firstColon >= 0 && url.indexOf(':', firstColon + 1) >= 0 ? 2 : 0;
+  let quad = false;
+  let joins = 0;
+  let previousJoin = -1;
+  for (let dot = url.indexOf('.'); dot >= 0 && !quad; dot = url.indexOf('.', dot + 1)) {
+    if (dot === 0 || dot + 1 >= url.length || !isDigit(url.charCodeAt(dot - 1)) || !isDigit(url.charCodeAt(dot + 1))) {
+      joins = 0;
+      continue;
+    }
+    let digitsSince = previousJoin >= 0;
+    for (let p = previousJoin + 1; digitsSince && p < dot; p++) digitsSince = isDigit(url.charCodeAt(p));
+    joins = digitsSince ? joins + 1 : 1;
+    previousJoin = dot;
+    if (joins >= 3) quad = true;
+  }
+  let out = colons >= 2 ? replaceIPv6(url) : url;
+  if (quad || out !== url) out = replaceIPv4(out);
+  return out;
+}
+
+function isDigit(c: number): boolean {
+  return c >= C_0 && c <= C_9;
+}
+
+function isIPv6RunChar(c: number): boolean {
+  return hexValue(c) >= 0 || c === C_COLON || c === C_DOT;
+}
+
+function replaceIPv6(url: string): string {
+  let out = '';
+  let copied = 0;
+  for (let i = 0; i < url.length; ) {
+    if (!isIPv6RunChar(url.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    let colons = 0;
+    while (i < url.length && isIPv6RunChar(url.charCodeAt(i))) {
+      if (url.charCodeAt(i) === C_COLON) colons++;
+      i++;
+    }
+    if (colons < 2) continue;
+    let from = start;
+    let end = i;
+    let parsed = anonymizeIPv6(url, from, end);
+    if (parsed.kind === 'invalid') {
+      // The run may take in hex letters or digits of the URL around the address
+      // (`/cafe2001:db8::1`, `…::1abcde`) or a '.'/':' after it (`…::1.`): trim the first
+      // and last groups to four hex digits and the end of separators, and try again.
+      const firstColon = url.indexOf(':', from);
+      if (firstColon - from > 4) from = firstColon - 4;
+      let lastColon = url.lastIndexOf(':', end - 1);
+      while (end > lastColon + 1 && (url.charCodeAt(end - 1) === C_DOT || url.charCodeAt(end - 1) === C_COLON)) {
+        end--;
+        lastColon = url.lastIndexOf(':', end - 1);
+      }
+      const dot = url.indexOf('.', lastColon);
+      if ((dot < 0 || dot >= end) && end - lastColon - 1 > 4) end = lastColon + 5;
+      parsed = anonymizeIPv6(url, from, end);
+    }
+    if (parsed.kind === 'invalid') continue;
+    out += url.slice(copied, from) + parsed.value;
+    copied = end;
+  }
+  return copied === 0 ? url : out + url.slice(copied);
+}
+
+function isOctet(s: string, start: number, end: number): boolean {
+  const digits = end - start;
+  if (digits < 1 || digits > 3) return false;
+  let value = 0;
+  for (let p = start; p < end; p++) value = value * 10 + (s.charCodeAt(p) - C_0);
+  return value <= 255;
+}
+
+/** Group boundaries of the current run of digits and dots (module-level scratch: no per-call allocation). */
+const groupStarts: number[] = [];
+const groupEnds: number[] = [];
+
+function replaceIPv4(url: string): string {
+  let out = '';
+  let copied = 0;
+  for (let i = 0; i < url.length; ) {
+    const c = url.charCodeAt(i);
+    if (!isDigit(c) && c !== C_DOT) {
+      i++;
+      continue;
+    }
+    // One run of digits and dots, split into its groups (an empty group breaks the chain).
+    groupStarts.length = 0;
+    groupEnds.length = 0;
+    let groupStart = i;
+    while (i <= url.length) {
+      const d = i < url.length ? url.charCodeAt(i) : -1;
+      if (isDigit(d)) {
+        i++;
+        continue;
+      }
+      groupStarts.push(groupStart);
+      groupEnds.push(i);
+      if (d !== C_DOT) break;
+      i++;
+      groupStart = i;
+    }
+    for (let g = 0; g + 3 < groupStarts.length; g++) {
+      const nonEmpty = groupEnds[g]! > groupStarts[g]! && groupEnds[g + 3]! > groupStarts[g + 3]!;
+      if (!nonEmpty || !isOctet(url, groupStarts[g + 1]!, groupEnds[g + 1]!) || !isOctet(url, groupStarts[g + 2]!, groupEnds[g + 2]!)) continue;
+      const fourth = g + 3;
+      if (groupStarts[fourth]! < copied) continue; // already replaced by an earlier window
+      out += url.slice(copied, groupStarts[fourth]) + 'X';
+      copied = groupEnds[fourth]!;
+    }
+  }
+  return copied === 0 ? url : out + url.slice(copied);
+}

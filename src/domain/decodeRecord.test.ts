@@ -4,11 +4,12 @@
 // where each reading must give the same record or the same kind of error. Messages from the
 // official `capnp` tool go through decodeRecord in test/capnp/inspect.test.ts.
 import { describe, expect, it } from 'vitest';
-import { DecodeError, TimestampRangeError } from '../errors.ts';
+import { DecodeError, InvalidTextError, TimestampRangeError } from '../errors.ts';
 import { SplitMix64, uniformRecords } from '../synthetic/uniformDataset.ts';
 import { realisticRecords } from '../synthetic/realisticDataset.ts';
 import { decodeRecord, decodeWithCapnpTs } from './decodeRecord.ts';
 import { encodeRecord, type SourceRecord } from './encodeRecord.ts';
+import { pointTo, textPointers } from '../../test/support/hostileCorpus.ts';
 
 type Outcome = { readonly record: unknown } | { readonly error: string };
 
@@ -17,6 +18,7 @@ function outcome(decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array): Out
     return { record: decode(bytes) };
   } catch (error) {
     if (error instanceof TimestampRangeError) return { error: 'TimestampRangeError' };
+    if (error instanceof InvalidTextError) return { error: 'InvalidTextError' };
     if (error instanceof DecodeError) return { error: 'DecodeError' };
     throw error;
   }
@@ -97,5 +99,62 @@ describe('decodeRecord', () => {
   it('gives the same error for truncated and empty messages', () => {
     const bytes = encodeRecord(base);
     for (const cut of [0, 4, 8, 15, 16, 40, bytes.byteLength - 8, bytes.byteLength - 1]) expectSameReading(bytes.subarray(0, cut));
+  });
+
+  it('rejects a segment table that claims more than the message holds, in bounded time (#5)', () => {
+    const bomb = new Uint8Array(16);
+    new DataView(bomb.buffer).setUint32(0, 0x01ff_ffff, true); // 2^25 segments claimed in 16 bytes
+    expect(() => decodeRecord(bomb)).toThrow(DecodeError);
+    // capnp-ts alone took ~137 ms for one, ~40,000 times a valid decode; now a rejection
+    // costs about what a valid decode does (compared on the same machine, at the same moment).
+    const valid = encodeRecord(base);
+    const timeOf = (bytes: Uint8Array): number => {
+      const started = performance.now();
+      for (let i = 0; i < 10_000; i++) {
+        try {
+          decodeRecord(bytes);
+        } catch {
+          // rejected
+        }
+      }
+      return performance.now() - started;
+    };
+    let bombs = Number.POSITIVE_INFINITY;
+    let valids = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < 3; round++) {
+      bombs = Math.min(bombs, timeOf(bomb));
+      valids = Math.min(valids, timeOf(valid));
+    }
+    expect(bombs).toBeLessThan(10 * valids);
+    const sizes = Uint8Array.from(encodeRecord(base));
+    new DataView(sizes.buffer).setUint32(4, 0xffff_ffff, true); // one segment of 2^32 words
+    expect(() => decodeRecord(sizes)).toThrow(/segment table claims/);
+    const many = Uint8Array.from(encodeRecord(base));
+    new DataView(many.buffer).setUint32(0, 511, true); // 512 segments: the header alone is 2 KiB
+    expect(() => decodeRecord(many)).toThrow(/more than \d+ bytes can hold/);
+  });
+
+  it('refuses a text that is not valid UTF-8 or has no NUL terminator, as InvalidTextError', () => {
+    const bytes = Uint8Array.from(encodeRecord({ ...base, url: '/é' }));
+    const at = Buffer.from(bytes).indexOf(Buffer.from('/é'));
+    const overlong = Uint8Array.from(bytes);
+    overlong[at + 1] = 0xc0; // C0 A9: an overlong encoding, which capnp-ts would read as a character
+    expect(() => decodeRecord(overlong)).toThrow(InvalidTextError);
+    const unterminated = Uint8Array.from(bytes);
+    unterminated[at + 3] = 0x41; // the NUL after the text
+    expect(() => decodeRecord(unterminated)).toThrow(/not NUL-terminated/);
+    expectSameReading(overlong);
+    expectSameReading(unterminated);
+  });
+
+  it('refuses two texts that share bytes (a pointer rewritten onto the address), in both readings', () => {
+    const bytes = Uint8Array.from(encodeRecord({ ...base, url: '/x' }));
+    const [, , address, url] = textPointers(bytes);
+    pointTo(bytes, url!.at, address!.start, address!.count);
+    expect(() => decodeRecord(bytes)).toThrow(/url shares bytes with remote_addr/);
+    expectSameReading(bytes);
+    // Empty texts carry nothing to share: two of them may be anywhere.
+    const empty = encodeRecord({ ...base, cacheStatus: '', method: '' });
+    expect(decodeRecord(empty).method).toBe('');
   });
 });

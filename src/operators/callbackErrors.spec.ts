@@ -19,6 +19,7 @@ import { encodeBatches } from './encodeBatches.ts';
 import { pacedInsert, type InsertOutcome } from './pacedInsert.ts';
 import { persistBatches } from './persistBatches.ts';
 import { publishBatches } from './publishBatches.ts';
+import { rejectOversizedRows } from './rejectOversizedRows.ts';
 import { sealBatches } from './sealBatches.ts';
 import { row, sealed } from './testing.ts';
 
@@ -30,6 +31,7 @@ const thrower = (): never => {
 const record: DecodedRecord = { timestamp: 1_700_000_000, resourceId: 1n, bytesSent: 2n, requestTimeMilli: 3n, responseStatus: 200, cacheStatus: 'HIT', method: 'GET', rawRemoteAddr: 'not an address', url: '/' };
 const decodedChunk: DecodedChunk<DecodedRecord> = { partition: 0, items: [record], itemOffsets: [0], lastOffset: 1, rejected: [{ message: { partition: 0, offset: 1, value: new Uint8Array(1) }, error: new DecodeError('bad') }] };
 const rowChunk: OffsetChunk<ReturnType<typeof row>> = { partition: 0, items: [row('/a'), row('/b')], itemOffsets: [0, 1], lastOffset: 1 };
+const oversizeChunk = { ...rowChunk, rejected: [], sources: rowChunk.items.map((_, i) => ({ partition: 0, offset: i, value: new Uint8Array(1) })) };
 const rowBatch: RowBatch = { rows: [row('/a'), row('/b')], offsets: new Map([[0, 1]]), reason: 'size' };
 const stored: InsertOutcome<ReturnType<typeof sealed>> = { batch: sealed('t'), kind: 'stored' };
 const committed = { ...sealed('t', 1, [[0, 1]]), committed: true };
@@ -48,6 +50,9 @@ const cases: Case[] = [
   ['encodeBatches: onEncoded', () => of(rowBatch).pipe(encodeBatches({ ...encodeConfig, onEncoded: thrower }))],
   ['encodeBatches: onOversize', () => of(rowBatch).pipe(encodeBatches({ ...encodeConfig, maxBodyBytes: 5, onOversize: thrower }))],
   ['anonymizeAddresses: onInvalidAddress', () => of({ partition: 0, items: [record], lastOffset: 0 }).pipe(anonymizeAddresses({ onInvalidAddress: thrower }))],
+  ['anonymizeAddresses: onUrlAddress', () => of({ partition: 0, items: [{ ...record, url: '/x?ip=10.77.1.2' }], lastOffset: 0 }).pipe(anonymizeAddresses({ onUrlAddress: thrower }))],
+  ['rejectOversizedRows: bound', () => of(oversizeChunk).pipe(rejectOversizedRows({ limit: 100, bound: thrower, measure: async () => 1 }))],
+  ['rejectOversizedRows: measure', () => of(oversizeChunk).pipe(rejectOversizedRows({ limit: 100, bound: () => 1_000, measure: thrower }))],
   ['deadLetter: send', () => of(decodedChunk).pipe(deadLetter({ send: thrower }))],
   ['persistBatches: write', () => of(sealed('t')).pipe(persistBatches({ write: thrower }))],
   ['commitOffsets: commit', () => of(sealed('t', 1, [[0, 1]])).pipe(commitOffsets({ commit: thrower }))],

@@ -16,6 +16,7 @@ import { auditTime, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, 
 import type { Logger } from 'pino';
 import type { Codec, RowBatch, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
+import { singleRowBodyBound, validateRecord } from '../domain/validateRecord.ts';
 import type { ProxySlots } from '../pacing/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
 import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from '../encode/insertBody.ts';
@@ -35,6 +36,7 @@ import { pacedInsert, type InsertAttempt, type InsertOutcome } from '../operator
 import { remindWhileBlocked } from '../operators/remindWhileBlocked.ts';
 import { persistBatches, type PersistedBatch } from '../operators/persistBatches.ts';
 import { publishBatches } from '../operators/publishBatches.ts';
+import { rejectOversizedRows } from '../operators/rejectOversizedRows.ts';
 import { sealBatches } from '../operators/sealBatches.ts';
 import type { PipelineMetrics } from './pipelineMetrics.ts';
 
@@ -53,6 +55,8 @@ export interface PipelineDeps {
   readonly metrics: PipelineMetrics;
   /** Told every change of the delivery state (ok | blocked), e.g. a BehaviorSubject that /readyz reads. */
   readonly deliveryState?: { next(state: DeliveryState): void };
+  /** Anonymize IPv4/IPv6 literals inside `url` too (`ANONYMIZE_URL_ADDRESSES`). Default true. */
+  readonly anonymizeUrlAddresses?: boolean;
 }
 
 /**
@@ -102,6 +106,14 @@ export function sealGate(proxyIdle$: Observable<boolean>, spoolEmpty$: Observabl
   );
 }
 
+/** Longest a decode runs before it yields to the event loop, in ms (decodeRecords' `sliceMs`). */
+export const DECODE_SLICE_MS = 4;
+
+/** The uncompressed body of one row with empty texts: the fixed part of `singleRowBodyBound`. */
+const emptyRowBodyBytes = encodeInsertBody([
+  { timestamp: 0xffff_ffff, resourceId: 2n ** 64n - 1n, bytesSent: 2n ** 64n - 1n, requestTimeMilli: 2n ** 64n - 1n, responseStatus: 0xffff, cacheStatus: '', method: '', remoteAddr: '', url: '' },
+]).byteLength;
+
 /** Kafka → spool. Completes when the source does (drain, shutdown), after the last batch is published. */
 export function ingestion(deps: PipelineDeps): Observable<Ingested> {
   return defer(() => ingestionChain(deps));
@@ -135,8 +147,24 @@ function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
       metrics.consumed.inc(chunk.items.length);
       arrivals.next();
     }),
-    decodeRecords({ decode: decodeRecord }),
+    // Decode, validate the texts (#6), anonymize (remote_addr and addresses inside url), and
+    // refuse rows no body can carry (#3): every message that cannot become a row is listed
+    // in the chunk's `rejected`, and kept by deadLetter before anything is committed.
+    // sliceMs: a fetch of 1 MB of 16-byte garbage is ~50,000 messages (~0.3 s to reject);
+    // decoded in slices of a few ms, the event loop serves /healthz, timers, Kafka heartbeats
+    // and SIGTERM between them (#5).
+    decodeRecords({ decode: decodeRecord, validate: validateRecord, sliceMs: DECODE_SLICE_MS }),
     tap((chunk) => metrics.decoded.inc(chunk.items.length)),
+    anonymizeAddresses({
+      onInvalidAddress: () => metrics.invalidAddresses.inc(),
+      anonymizeUrls: deps.anonymizeUrlAddresses ?? true,
+      onUrlAddress: () => metrics.urlAddresses.inc(),
+    }),
+    rejectOversizedRows({
+      limit: deps.maxBodyBytes,
+      bound: (row) => singleRowBodyBound(row, emptyRowBodyBytes),
+      measure: async (row) => (await deps.compress(encodeInsertBody([row]))).byteLength,
+    }),
     deadLetter({
       send: async (rejected) => {
         await deps.deadLetters.send(rejected);
@@ -146,7 +174,6 @@ function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
         }
       },
     }),
-    anonymizeAddresses({ onInvalidAddress: () => metrics.invalidAddresses.inc() }),
     tap((chunk) => metrics.anonymized.inc(chunk.items.length)),
     // maxRows: less than the source lets be outstanding (assertBatchCanSeal), so a batch can always fill.
     // fit: each full body is measured (encoded and compressed) before it is sealed, so it

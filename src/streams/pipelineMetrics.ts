@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export interface PipelineMetrics {
   readonly rejected: Counter<'reason'>;
   readonly invalidAddresses: Counter;
+  readonly urlAddresses: Counter;
   readonly sealed: Counter<'reason'>;
   readonly discarded: Counter;
   readonly requests: Counter<'outcome'>;
@@ -37,6 +38,7 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
   return {
     rejected: new Counter({ name: 'anonymizer_messages_dead_lettered_total', help: 'Kafka messages that could not become a row, sent to the dead-letter topic, by reason', labelNames: ['reason'], registers }),
     invalidAddresses: new Counter({ name: 'anonymizer_invalid_addresses_total', help: 'Client addresses that did not parse and were stored as X', registers }),
+    urlAddresses: new Counter({ name: 'anonymizer_url_addresses_anonymized_total', help: 'URLs that held an IPv4/IPv6 literal, anonymized like remote_addr (ANONYMIZE_URL_ADDRESSES)', registers }),
     sealed: new Counter({ name: 'anonymizer_batches_sealed_total', help: 'Batches sealed, by what sealed them', labelNames: ['reason'], registers }),
     discarded: new Counter({ name: 'anonymizer_batches_discarded_total', help: 'Batches dropped because their commit was refused after a rebalance (their records are read again)', registers }),
     requests: new Counter({ name: 'anonymizer_insert_requests_total', help: 'Insert requests by outcome', labelNames: ['outcome'], registers }),
