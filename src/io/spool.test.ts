@@ -194,7 +194,7 @@ describe('Spool', () => {
     expect(spool.stats().batches).toBe(0);
     const listed = await spool.listQuarantine();
     expect(listed).toHaveLength(1);
-    expect(listed[0]!.header.token).toBe('bad');
+    expect(listed[0]!.header!.token).toBe('bad');
     expect(listed[0]!.error).toMatchObject({ code: 'ANON_CLICKHOUSE_27', message: 'Code: 27. Cannot parse input' });
 
     expect(await spool.replay(['bad'])).toBe(1);
