@@ -106,6 +106,9 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
             } catch {
               return `the spool ${config.spoolDir} is not writable`;
             }
+            // A full disk: consumption is paused until a batch can be written again.
+            const disk = spool.diskProblem();
+            if (disk) return disk.message;
             return undefined;
           },
         });

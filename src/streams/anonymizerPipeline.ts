@@ -19,7 +19,7 @@ import { decodeRecord } from '../domain/decodeRecord.ts';
 import type { ProxySlots } from '../domain/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
 import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from '../encode/insertBody.ts';
-import { AnonymizerError } from '../errors.ts';
+import { AnonymizerError, SpoolDiskError } from '../errors.ts';
 import type { ClickHouseClient } from '../io/clickhouseHttp.ts';
 import type { DeadLetterSink } from '../io/deadLetterSink.ts';
 import type { KafkaSource } from '../io/kafkaSource.ts';
@@ -47,6 +47,8 @@ export interface PipelineDeps {
   readonly maxBodyBytes: number;
   /** Pause consumption above this many spooled bytes; resume below 80 % of it. */
   readonly spoolMaxBytes: number;
+  /** While the spool's disk refuses writes: milliseconds between attempts at the same batch. Default 5 000. */
+  readonly spoolDiskRetryMs?: number;
   readonly logger: Logger;
   readonly metrics: PipelineMetrics;
 }
@@ -69,10 +71,13 @@ const INITIAL_RATIO = 0.3;
 export const MAX_OUTSTANDING_ROWS = 200_000;
 export const MAX_ROWS_PER_BATCH = 150_000;
 
+/** How often the same batch is written again while the spool's disk is full (one batch waits in memory). */
+export const SPOOL_DISK_RETRY_MS = 5_000;
+
 type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 
 /** Kafka → spool. Completes when the source does (drain, shutdown), after the last batch is published. */
-export function ingestion(deps: PipelineDeps): Observable<Ingested> {
+export function ingestion(deps: PipelineDeps, options: { readonly stopping?: () => boolean } = {}): Observable<Ingested> {
   const { source, spool, slots, metrics } = deps;
   const log = deps.logger;
   // Rows sealed and not yet in the send queue (encoding, staging, committing). While there
@@ -129,7 +134,32 @@ export function ingestion(deps: PipelineDeps): Observable<Ingested> {
       onOversize: (rows, bytes) => log.info({ rows, bytes }, 'body over the limit: split in two before sending'),
       onEncoded: (_batch, reason) => metrics.sealed.inc({ reason }),
     }),
-    persistBatches({ write: (batch: SealedBatch) => spool.stage(batch) }),
+    // A full disk (SpoolDiskError): nothing was published or committed; pause fetching and
+    // write the same batch again until delivery (or the operator) has freed space.
+    persistBatches({
+      write: (batch: SealedBatch) => spool.stage(batch),
+      retry: {
+        // Stopping gives up: the batch was not committed, so its records are read again.
+        when: (error) => error instanceof SpoolDiskError && !options.stopping?.(),
+        delayMs: deps.spoolDiskRetryMs ?? SPOOL_DISK_RETRY_MS,
+        onRetry: (error, failures, batch) => {
+          const disk = error as SpoolDiskError;
+          metrics.spoolDiskErrors.inc({ errno: disk.errno });
+          if (failures > 1) return;
+          source.pause('spool-disk');
+          metrics.spoolDiskFull.set(1);
+          log.error(
+            { code: disk.code, errno: disk.errno, dir: disk.dir, freeBytes: disk.freeBytes, token: batch.token, rows: batch.rowCount, bodyBytes: batch.body.byteLength, retryInMs: deps.spoolDiskRetryMs ?? SPOOL_DISK_RETRY_MS },
+            `the spool's disk refused a write (${disk.errno}) in ${disk.dir}, ${disk.freeBytes ?? 'unknown'} bytes free: consumption paused, nothing committed; the same batch is retried until there is room`,
+          );
+        },
+        onRecovered: (failures, batch) => {
+          source.resume('spool-disk');
+          metrics.spoolDiskFull.set(0);
+          log.info({ token: batch.token, failures }, "the spool's disk took the batch: consumption resumed");
+        },
+      },
+    }),
     commitOffsets({ commit: (batch: PersistedBatch<StagedBatch>) => source.commit(batch, spool.instanceId) }),
     publishBatches({
       publish: (batch: Ingested) => (batch.stored ? spool.publish(batch.stored) : Promise.resolve()),
@@ -225,10 +255,12 @@ export interface RunningPipeline {
 export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): RunningPipeline {
   const { spool, source, metrics } = deps;
   const log = deps.logger;
+  for (const { reason } of spool.corruptAtOpen?.() ?? []) metrics.spoolCorruptFiles.inc({ reason });
   const backpressure = spool.changed$.pipe(startWith(undefined)).subscribe(() => {
     const { bytes, batches } = spool.stats();
     metrics.spoolBytes.set(bytes);
     metrics.spoolBatches.set(batches);
+    metrics.spoolQuarantined.set(spool.quarantineCount?.() ?? 0);
     if (bytes > deps.spoolMaxBytes) {
       source.pause('spool-full');
       metrics.paused.set(1);
@@ -247,9 +279,14 @@ export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): Ru
     fail = reject;
   });
 
-  const ingestSubscription = defer(() => ingestion(deps)).subscribe({
+  let stopping = false;
+  const ingestSubscription = defer(() => ingestion(deps, { stopping: () => stopping })).subscribe({
     error: (error: unknown) => {
       ingestDone();
+      if (stopping && error instanceof SpoolDiskError) {
+        log.warn({ code: error.code, dir: error.dir }, "stopped while the spool's disk was full: the last batch was not written nor committed, its records are read again");
+        return;
+      }
       fail(error);
     },
     complete: () => {
@@ -275,6 +312,7 @@ export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): Ru
       // Delivery stops at once: a request cut mid-way is sent again, same token, next run.
       deliverySubscription.unsubscribe();
       log.info('stopping: sealing and persisting the open batch');
+      stopping = true;
       source.stop();
       await ingested;
       teardown();
