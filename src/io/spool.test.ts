@@ -225,6 +225,12 @@ describe('Spool', () => {
     const spool = await open();
     expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe(String(process.pid));
     await spool.close();
+    // Released in place (the file keeps its block for a restart on a full disk), and taken again.
+    expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe('0');
+    const again = await open();
+    expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe(String(process.pid));
+    await expect(open()).resolves.toBeDefined(); // the same process may reopen (tests, replay)
+    await again.close();
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * Wire protocol: a directory of files on the local disk (design.md §2).
  *
- *   <dir>/lock                 the PID of the one process that owns the spool
+ *   <dir>/lock                 the PID of the one process that owns the spool ("0" once released)
  *   <dir>/instance             this spool's id, named in the Kafka commits it makes
  *   <dir>/tmp/<token>.staged   batches written and fsynced, whose offsets are being committed
  *   <dir>/tmp/*.tmp            files being written; a crash leftover at start
@@ -362,9 +362,18 @@ export class Spool implements BatchSpool {
     return chosen.length;
   }
 
-  /** Releases the lock. */
+  /**
+   * Releases the lock by writing "0" over the PID, in place: the file keeps its block, so
+   * the next start takes it over without needing new space (a restart on a full disk).
+   */
   async close(): Promise<void> {
-    await rm(join(this.dir, 'lock'), { force: true });
+    const file = join(this.dir, 'lock');
+    try {
+      if (Number(readFileSync(file, 'utf8').trim()) !== process.pid) return;
+      overwriteInPlace(file, '0');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
 
   #forget(batch: SpooledBatch): void {
@@ -582,8 +591,9 @@ export class Spool implements BatchSpool {
   }
 
   /**
-   * The lock file holds the owner's PID. A stale one (its process died) is taken over by
-   * overwriting it in place, which needs no new block: a spool on a full disk still opens.
+   * The lock file holds the owner's PID, or "0" once released. A released or stale one (its
+   * process died) is taken over by overwriting it in place, which needs no new block: a
+   * spool on a full disk still opens. Only the very first open creates the file.
    */
   #lock(): void {
     const file = join(this.dir, 'lock');
@@ -600,16 +610,21 @@ export class Spool implements BatchSpool {
     if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
       throw new SpoolError(`the spool ${this.dir} is in use by process ${holder}; give each instance its own SPOOL_DIR`);
     }
-    // A stale lock from a process that died: take it over.
-    const fd = openSync(file, 'r+');
-    try {
-      const pid = Buffer.from(String(process.pid));
-      if (writeSync(fd, pid, 0, pid.byteLength, 0) !== pid.byteLength) throw new SpoolError(`cannot lock ${this.dir}: short write`);
-      ftruncateSync(fd, pid.byteLength);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    // Released ("0"), or stale (its process died): take it over.
+    overwriteInPlace(file, String(process.pid));
+  }
+}
+
+/** Writes `text` over the file's start and cuts it there: no new block is needed, whatever the free space. */
+function overwriteInPlace(file: string, text: string): void {
+  const fd = openSync(file, 'r+');
+  try {
+    const bytes = Buffer.from(text);
+    if (writeSync(fd, bytes, 0, bytes.byteLength, 0) !== bytes.byteLength) throw new SpoolError(`cannot write the lock ${file}: short write`);
+    ftruncateSync(fd, bytes.byteLength);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

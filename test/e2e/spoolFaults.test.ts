@@ -204,11 +204,12 @@ describe('spool faults', () => {
     const n = 250_000;
     const expected = await produce(s, 41, n);
     const proxy = await downProxy();
-    const ports = [await freePort(), await freePort()];
+    const ports = [await freePort(), await freePort(), await freePort()];
 
     // ClickHouse unreachable: the spool takes everything until its 4 MiB disk is full.
     const first = startCli(['run'], s.env(proxy.url, { METRICS_PORT: String(ports[0]) }));
     let second: CliProcess | undefined;
+    let third: CliProcess | undefined;
     try {
       const detectMs = await until('the disk-full gauge', async () => (await metric(ports[0]!, 'anonymizer_spool_disk_full')) === 1, 240_000, first.output);
       expect(await readyz(ports[0]!)).toBe(503);
@@ -237,18 +238,30 @@ describe('spool faults', () => {
       expect(readdirSync(join(spoolDir, 'quarantine'))).toEqual([]);
       await until('committed offsets to equal the spooled rows after the restart', async () => (await committedTotal(s)) === spooledRows(spoolDir).rows, 20_000);
 
+      // SIGTERM on the full disk: the unwritten batch is given up (never committed), exit 0;
+      // and a start after that graceful stop also comes up on the full disk.
+      const stoppedAt = Date.now();
+      expect(await stop(restarted)).toBe(0);
+      const stopMs = Date.now() - stoppedAt;
+      third = startCli(['run'], s.env(proxy.url, { METRICS_PORT: String(ports[2]) }));
+      const latest = third;
+      let thirdExited: number | string | undefined;
+      void latest.exited.then((code) => (thirdExited = code));
+      await until('the third run to report the full disk', async () => thirdExited !== undefined || (await metric(ports[2]!, 'anonymizer_spool_disk_full')) === 1, 120_000, latest.output);
+      expect(thirdExited).toBeUndefined();
+      expect(await readyz(ports[2]!)).toBe(503);
+      console.log(`SIGTERM on the full disk: exit 0 after ${stopMs} ms; the next start came up and reported the disk`);
+
       // Space returns (delivery frees the spool): ingestion resumes by itself, everything is stored once.
       await proxy.up();
-      const resumeMs = await until('the disk-full gauge to clear', async () => (await metric(ports[1]!, 'anonymizer_spool_disk_full')) === 0, 120_000, restarted.output);
-      const storeMs = await until(`all ${n} rows to be stored`, async () => (await storedCount(s)) >= n, 300_000, restarted.output);
-      expect(await readyz(ports[1]!)).toBe(200);
+      const resumeMs = await until('the disk-full gauge to clear', async () => (await metric(ports[2]!, 'anonymizer_spool_disk_full')) === 0, 120_000, latest.output);
+      const storeMs = await until(`all ${n} rows to be stored`, async () => (await storedCount(s)) >= n, 300_000, latest.output);
+      expect(await readyz(ports[2]!)).toBe(200);
       console.log(`after the proxy came back: disk-full cleared in ${resumeMs} ms, all rows stored ${storeMs} ms later`);
-      expect(await stop(restarted)).toBe(0);
+      expect(await stop(latest)).toBe(0);
     } finally {
-      first.kill('SIGKILL');
-      second?.kill('SIGKILL');
-      await first.exited;
-      await second?.exited;
+      for (const run of [first, second, third]) run?.kill('SIGKILL');
+      for (const run of [first, second, third]) await run?.exited;
     }
     await expectExactly(s, expected);
     expect(await committedTotal(s)).toBe(n);
@@ -335,5 +348,6 @@ describe('spool faults', () => {
     expect(quarantined[headerFlip]!.offsets).toEqual([]);
     expect(entries.filter((entry) => entry.state === 'waiting')).toEqual([]);
     await expectExactly(s, kept);
+    console.log(`corrupt files: ${names.length} batches spooled, 3 damaged (${n - kept.length} rows) + junk.batch quarantined; ${kept.length} of ${n} rows stored once`);
   }, 300_000);
 });
