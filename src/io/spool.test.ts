@@ -14,7 +14,7 @@ import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT } from '../encode/ins
 import { encodeNative } from '../encode/nativeFormat.ts';
 import { SpoolDiskError, SpoolError } from '../errors.ts';
 import { listQuarantine, Spool, writeFully, type SpoolFileOpener, type SpoolWritableFile } from './spool.ts';
-import { decodeBatchFile } from './spoolFile.ts';
+import { batchFileName, decodeBatchFile, encodeBatchFile, headerFor, parseBatchFileName } from './spoolFile.ts';
 
 const logger = pino({ level: 'silent' });
 let dir: string;
@@ -424,5 +424,41 @@ describe('Spool: never publishes, commits or trusts an incomplete file', () => {
     expect(files('quarantine')).toEqual(['junk.batch']);
     expect(spool.stats().batches).toBe(1);
     await spool.close();
+  });
+});
+
+describe('spoolFile: decodeBatchFile names the reason (a table)', () => {
+  const header = headerFor(batch('tab', 'the-body-bytes', [[3, 30]]), 'http_log');
+  const whole = Buffer.concat(encodeBatchFile(header, Buffer.from('the-body-bytes')));
+  const flip = (at: number) => {
+    const copy = Buffer.from(whole);
+    copy[at]! ^= 0x20;
+    return copy;
+  };
+  const cases: Array<[string, Buffer, string]> = [
+    ['empty', Buffer.alloc(0), 'truncated'],
+    ['a start of the magic', whole.subarray(0, 5), 'truncated'],
+    ['cut inside the prefix', whole.subarray(0, 20), 'truncated'],
+    ['cut inside the header', whole.subarray(0, 60), 'truncated'],
+    ['cut inside the body', whole.subarray(0, whole.length - 1), 'truncated'],
+    ['one byte too many', Buffer.concat([whole, Buffer.from('!')]), 'body_size'],
+    ['a byte of the header flipped', flip(50), 'header_checksum'],
+    ['a byte of the header checksum flipped', flip(20), 'header_checksum'],
+    ['a byte of the body flipped', flip(whole.length - 2), 'body_checksum'],
+    ['another magic', Buffer.concat([Buffer.from('NOTSPOOL'), whole.subarray(8)]), 'not_a_batch_file'],
+    ['text', Buffer.from('junk'), 'not_a_batch_file'],
+  ];
+  it.each(cases)('%s → %s', (_name, bytes, reason) => {
+    expect(() => decodeBatchFile(bytes, 'f')).toThrow(expect.objectContaining({ reason }));
+  });
+  it('a whole file decodes to its header and body', () => {
+    const decoded = decodeBatchFile(whole, 'f');
+    expect(decoded.header).toEqual(header);
+    expect(Buffer.from(decoded.body).toString()).toBe('the-body-bytes');
+  });
+  it('batch names: one builder, one parser; foreign names parse to nothing', () => {
+    expect(batchFileName(42, 'tok-1')).toBe('000000000042-tok-1.batch');
+    expect(parseBatchFileName(batchFileName(42, 'tok-1'))).toEqual({ seq: 42, token: 'tok-1' });
+    for (const name of ['junk.batch', '12-short.batch', '000000000001-.batch', '000000000001-x.batch.tmp', 'x']) expect(parseBatchFileName(name), name).toBeUndefined();
   });
 });

@@ -100,7 +100,9 @@ function decodeHeaderPart(bytes: Buffer, file: string): { header: SpoolHeader; h
   const magic = bytes.subarray(0, 8);
   const v2 = magic.equals(MAGIC_V2);
   if (!v2 && !magic.equals(MAGIC_V1)) {
-    throw new SpoolFileCorruptError(`${file} is not a spool batch file`, bytes.byteLength < 8 ? 'truncated' : 'not_a_batch_file');
+    // Shorter than the magic and a start of it: a file cut short; anything else is not ours.
+    const cut = bytes.byteLength < 8 && [MAGIC_V1, MAGIC_V2].some((m) => m.subarray(0, bytes.byteLength).equals(bytes));
+    throw new SpoolFileCorruptError(`${file} is not a spool batch file`, cut ? 'truncated' : 'not_a_batch_file');
   }
   const prefix = v2 ? V2_PREFIX : V1_PREFIX;
   if (bytes.byteLength < prefix) throw new SpoolFileCorruptError(`${file}: cut short inside its prefix`, 'truncated');
