@@ -281,3 +281,41 @@ export class RowTooLargeError extends AnonymizerError {
     this.bodyBytes = bodyBytes;
   }
 }
+
+/** Why a spool file failed its check (`SpoolFileCorruptError.reason`). */
+export type SpoolCorruption = 'foreign_name' | 'not_a_batch_file' | 'truncated' | 'header_checksum' | 'header_unreadable' | 'body_size' | 'body_checksum' | 'name_mismatch';
+
+/**
+ * A file in the spool that fails its check (name, header checksum, body checksum): disk
+ * corruption, a file cut short, or a file that is not ours. It is quarantined, never sent.
+ * `header` is what the batch claimed, when its header passed its own check.
+ */
+export class SpoolFileCorruptError extends SpoolError {
+  readonly reason: SpoolCorruption;
+  readonly header: { readonly token: string; readonly rowCount: number; readonly offsets: ReadonlyArray<readonly [number, number]> } | undefined;
+  constructor(message: string, reason: SpoolCorruption, header?: SpoolFileCorruptError['header']) {
+    super(message);
+    this.reason = reason;
+    this.header = header;
+  }
+}
+
+/** errno codes that mean the spool's disk cannot take the write now (full, quota, I/O error). */
+export const SPOOL_DISK_ERRNOS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT', 'EIO']);
+
+/**
+ * The spool's disk refused a write (ENOSPC, EDQUOT, EIO). Nothing was published or
+ * committed for the batch; the pipeline pauses consumption and retries the same batch.
+ */
+export class SpoolDiskError extends AnonymizerError {
+  readonly dir: string;
+  readonly errno: string;
+  /** Bytes available to this process on the spool's filesystem when it happened (statfs), if known. */
+  readonly freeBytes: number | undefined;
+  constructor(dir: string, errno: string, freeBytes: number | undefined, options?: AnonymizerErrorOptions) {
+    super(`the spool's disk refused a write (${errno}) in ${dir}: ${freeBytes === undefined ? 'free space unknown' : `${freeBytes} bytes free`}`, 'ANON_SPOOL_DISK', true, 'processing', options);
+    this.dir = dir;
+    this.errno = errno;
+    this.freeBytes = freeBytes;
+  }
+}

@@ -225,7 +225,7 @@ function registerGauges(registry: Registry, { source, slots }: RunClients): void
 }
 
 /** /readyz: undefined when ready, else why not. */
-function readinessOf(config: AppConfig, { source, clickhouse, deliveryState$ }: RunClients): Readiness {
+function readinessOf(config: AppConfig, { source, spool, clickhouse, deliveryState$ }: RunClients): Readiness {
   return async () => {
     const delivery = deliveryState$.value;
     if (delivery.kind === 'blocked') {
@@ -237,6 +237,9 @@ function readinessOf(config: AppConfig, { source, clickhouse, deliveryState$ }: 
     } catch {
       return `the spool ${config.spoolDir} is not writable`;
     }
+    // A full disk: consumption is paused until a batch can be written again.
+    const disk = spool.diskProblem();
+    if (disk) return disk.message;
     return undefined;
   };
 }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { listQuarantine, readBatchHeaders } from '../io/spool.ts';
+import { listQuarantine, readBatchHeaders, type QuarantinedBatch } from '../io/spool.ts';
 import { createLogger } from '../io/logger.ts';
 import { openSpool } from './run.ts';
 import { configFrom, withSettings } from './settings.ts';
@@ -8,7 +8,7 @@ export function spoolCommand(): Command {
   const spool = new Command('spool').description('See and manage the local spool of sealed batches (SPOOL_DIR).');
 
   const list = new Command('list')
-    .description('List the batches waiting to be sent and the quarantined ones, with their errors.')
+    .description('List the batches waiting to be sent and the quarantined ones (refused by ClickHouse, or failed their check at start), with their reasons.')
     .option('--json', 'one JSON object per line instead of a table');
   withSettings(list, ['SPOOL_DIR']);
   list.addHelpText(
@@ -17,6 +17,7 @@ export function spoolCommand(): Command {
 Examples:
   anonymizer spool list
   anonymizer spool list --json | jq -r 'select(.state == "quarantined") | .error.message'
+  anonymizer spool list --json | jq -c 'select(.state == "quarantined") | {file, reason, offsets}'
   SPOOL_DIR=/var/lib/anonymizer/spool anonymizer spool list`,
   );
   list.action(async (options: { json?: boolean }, self: Command) => {
@@ -25,14 +26,18 @@ Examples:
     const quarantined = await listQuarantine(config.spoolDir);
     if (options.json) {
       for (const batch of waiting) process.stdout.write(`${JSON.stringify({ state: 'waiting', ...batch })}\n`);
-      for (const batch of quarantined) process.stdout.write(`${JSON.stringify({ state: 'quarantined', name: batch.name, token: batch.header.token, rows: batch.header.rowCount, bytes: batch.header.bodyBytes, error: batch.error })}\n`);
+      for (const batch of quarantined) process.stdout.write(`${JSON.stringify({ state: 'quarantined', ...describeQuarantined(batch) })}\n`);
       return;
     }
     process.stdout.write(`${waiting.length} batch(es) waiting, ${waiting.reduce((sum, b) => sum + b.rows, 0)} rows, ${waiting.reduce((sum, b) => sum + b.bytes, 0)} bytes\n`);
     for (const batch of waiting) process.stdout.write(`  waiting      ${batch.name}  ${batch.rows} rows  ${batch.bytes} B  sealed ${batch.sealedAt}\n`);
     process.stdout.write(`${quarantined.length} batch(es) in quarantine\n`);
     for (const batch of quarantined) {
-      process.stdout.write(`  quarantined  ${batch.name}  ${batch.header.rowCount} rows  ${batch.error.code}: ${batch.error.message.split('\n')[0]}\n`);
+      const entry = describeQuarantined(batch);
+      const rows = entry.rows === undefined ? 'header unreadable' : `${entry.rows} rows`;
+      const offsets = entry.offsets.length === 0 ? '' : `  offsets ${entry.offsets.map((o) => `p${o.partition}..${o.lastOffset}`).join(',')}`;
+      const reason = entry.reason === undefined ? '' : ` [${entry.reason}]`;
+      process.stdout.write(`  quarantined  ${batch.file}  ${rows}${offsets}  ${batch.error.code}${reason}: ${batch.error.message.split('\n')[0]}\n`);
     }
   });
 
@@ -86,4 +91,25 @@ interface WaitingBatch {
 
 async function listWaiting(dir: string): Promise<WaitingBatch[]> {
   return (await readBatchHeaders(dir, 'batches')).map(({ name, header }) => ({ name, token: header.token, rows: header.rowCount, bytes: header.bodyBytes, sealedAt: header.sealedAt }));
+}
+
+/**
+ * One quarantined entry as `spool list` shows it. `offsets` are the Kafka offsets the batch
+ * claimed (each partition's last offset it covers; its range starts after the previous
+ * batch of that partition), known only when its header passed its check.
+ */
+function describeQuarantined(batch: QuarantinedBatch) {
+  const header = batch.header;
+  return {
+    name: batch.name,
+    file: batch.file,
+    intact: batch.intact,
+    reason: batch.error.reason ?? (batch.intact ? undefined : 'unreadable'),
+    token: header?.token,
+    rows: header?.rowCount,
+    bytes: header?.bodyBytes,
+    topic: header?.topic,
+    offsets: (header?.offsets ?? []).map(([partition, lastOffset]) => ({ partition, lastOffset })),
+    error: batch.error,
+  };
 }

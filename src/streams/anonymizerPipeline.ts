@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { auditTime, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, toArray, type Observable } from 'rxjs';
+import { auditTime, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, toArray, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, RowBatch, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -20,7 +20,7 @@ import { singleRowBodyBound, validateRecord } from '../domain/validateRecord.ts'
 import type { ProxySlots } from '../pacing/proxySlots.ts';
 import { decompress } from '../encode/compress.ts';
 import { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from '../encode/insertBody.ts';
-import { AnonymizerError, BLOCKED_REASONS } from '../errors.ts';
+import { AnonymizerError, BLOCKED_REASONS, SpoolDiskError } from '../errors.ts';
 import type { ClickHouseClient } from '../io/clickhouseHttp.ts';
 import type { DeadLetterSink } from '../io/deadLetterSink.ts';
 import type { KafkaSource } from '../io/kafkaSource.ts';
@@ -51,6 +51,8 @@ export interface PipelineDeps {
   readonly maxBodyBytes: number;
   /** Pause consumption above this many spooled bytes; resume below 80 % of it. */
   readonly spoolMaxBytes: number;
+  /** While the spool's disk refuses writes: milliseconds between attempts at the same batch. Default 5 000. */
+  readonly spoolDiskRetryMs?: number;
   readonly logger: Logger;
   readonly metrics: PipelineMetrics;
   /** Told every change of the delivery state (ok | blocked), e.g. a BehaviorSubject that /readyz reads. */
@@ -76,6 +78,9 @@ const INITIAL_RATIO = 0.3;
  */
 export const MAX_OUTSTANDING_ROWS = 200_000;
 export const MAX_ROWS_PER_BATCH = 150_000;
+
+/** How often the same batch is written again while the spool's disk is full (one batch waits in memory). */
+export const SPOOL_DISK_RETRY_MS = 5_000;
 
 type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
 
@@ -115,11 +120,16 @@ const emptyRowBodyBytes = encodeInsertBody([
 ]).byteLength;
 
 /** Kafka → spool. Completes when the source does (drain, shutdown), after the last batch is published. */
-export function ingestion(deps: PipelineDeps): Observable<Ingested> {
-  return defer(() => ingestionChain(deps));
+export function ingestion(deps: PipelineDeps, options: IngestionOptions = {}): Observable<Ingested> {
+  return defer(() => ingestionChain(deps, options));
 }
 
-function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
+export interface IngestionOptions {
+  /** True once a graceful stop was asked for: a batch the full disk refuses is then given up (its records are read again). */
+  readonly stopping?: () => boolean;
+}
+
+function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observable<Ingested> {
   const { source, spool, slots, metrics } = deps;
   const log = deps.logger;
   assertBatchCanSeal(MAX_ROWS_PER_BATCH, source.maxOutstanding);
@@ -207,7 +217,32 @@ function ingestionChain(deps: PipelineDeps): Observable<Ingested> {
       onOversize: (rows, bytes) => log.info({ rows, bytes }, 'body over the limit: split in two before sending'),
       onEncoded: (_batch, reason) => metrics.sealed.inc({ reason }),
     }),
-    persistBatches({ write: (batch: SealedBatch) => spool.stage(batch) }),
+    // A full disk (SpoolDiskError): nothing was published or committed; pause fetching and
+    // write the same batch again until delivery (or the operator) has freed space.
+    persistBatches({
+      write: (batch: SealedBatch) => spool.stage(batch),
+      retry: {
+        // Stopping gives up: the batch was not committed, so its records are read again.
+        when: (error) => error instanceof SpoolDiskError && !options.stopping?.(),
+        delayMs: deps.spoolDiskRetryMs ?? SPOOL_DISK_RETRY_MS,
+        onRetry: (error, failures, batch) => {
+          const disk = error as SpoolDiskError;
+          metrics.spoolDiskErrors.inc({ errno: disk.errno });
+          if (failures > 1) return;
+          source.pause('spool-disk');
+          metrics.spoolDiskFull.set(1);
+          log.error(
+            { code: disk.code, errno: disk.errno, dir: disk.dir, freeBytes: disk.freeBytes, token: batch.token, rows: batch.rowCount, bodyBytes: batch.body.byteLength, retryInMs: deps.spoolDiskRetryMs ?? SPOOL_DISK_RETRY_MS },
+            `the spool's disk refused a write (${disk.errno}) in ${disk.dir}, ${disk.freeBytes ?? 'unknown'} bytes free: consumption paused, nothing committed; the same batch is retried until there is room`,
+          );
+        },
+        onRecovered: (failures, batch) => {
+          source.resume('spool-disk');
+          metrics.spoolDiskFull.set(0);
+          log.info({ token: batch.token, failures }, "the spool's disk took the batch: consumption resumed");
+        },
+      },
+    }),
     commitOffsets({ commit: (batch: PersistedBatch<StagedBatch>) => source.commit(batch, spool.instanceId) }),
     publishBatches({
       publish: (batch: Ingested) => (batch.stored ? spool.publish(batch.stored) : Promise.resolve()),
@@ -358,6 +393,7 @@ export function backpressure(deps: Pick<PipelineDeps, 'spool' | 'source' | 'metr
     tap(({ bytes, batches }) => {
       metrics.spoolBytes.set(bytes);
       metrics.spoolBatches.set(batches);
+      metrics.spoolQuarantined.set(spool.quarantineCount?.() ?? 0);
     }),
     scan((full, { bytes }) => (bytes > deps.spoolMaxBytes ? true : bytes < deps.spoolMaxBytes * 0.8 ? false : full), false),
     distinctUntilChanged(),
@@ -380,17 +416,28 @@ export function backpressure(deps: Pick<PipelineDeps, 'spool' | 'source' | 'metr
  * Any error in either chain errors it, which tears both down.
  */
 export function pipeline$(deps: PipelineDeps, options: { drain: boolean }, stop$: Observable<unknown>): Observable<never> {
-  const ingest$ = ingestion(deps).pipe(
+  let stopping = false;
+  const ingest$ = ingestion(deps, { stopping: () => stopping }).pipe(
+    // Stopped while the disk refused the last batch: it was neither written nor committed.
+    catchError((error: unknown) => {
+      if (!(stopping && error instanceof SpoolDiskError)) return throwError(() => error);
+      deps.logger.warn({ code: error.code, dir: error.dir }, "stopped while the spool's disk was full: the last batch was not written nor committed, its records are read again");
+      return EMPTY;
+    }),
     tap({ complete: () => options.drain && deps.spool.endOfInput() }),
     // One run of ingestion for both subscribers; one that subscribes after it ended sees the end, not a second run.
     share({ resetOnComplete: false, resetOnError: false, resetOnRefCountZero: false }),
   );
-  const work$ = merge(ingest$.pipe(ignoreElements()), delivery(deps).pipe(takeUntil(stop$), ignoreElements())).pipe(
+  const stopped$ = stop$.pipe(tap(() => (stopping = true)));
+  const work$ = merge(ingest$.pipe(ignoreElements()), delivery(deps).pipe(takeUntil(stopped$), ignoreElements())).pipe(
     share({ resetOnComplete: false, resetOnError: false, resetOnRefCountZero: false }),
   );
   // Backpressure (and the spool gauges) for as long as either chain runs: a drain's
   // delivery goes on emptying the spool after ingestion has ended.
-  return merge(work$, backpressure(deps).pipe(takeUntil(work$.pipe(endWith(true)))));
+  return defer(() => {
+    for (const { reason } of deps.spool.corruptAtOpen?.() ?? []) deps.metrics.spoolCorruptFiles.inc({ reason });
+    return merge(work$, backpressure(deps).pipe(takeUntil(work$.pipe(endWith(true)))));
+  });
 }
 
 /** Runs `pipeline$`: the product as a promise-shaped handle for the CLI and for embedders. */

@@ -31,6 +31,10 @@ export interface PipelineMetrics {
   readonly latency: Histogram;
   /** 1 for the reason delivery is blocked, 0 for the others (src/errors.ts, BlockedReason). */
   readonly deliveryBlocked: Gauge<'reason'>;
+  readonly spoolDiskFull: Gauge;
+  readonly spoolDiskErrors: Counter<'errno'>;
+  readonly spoolQuarantined: Gauge;
+  readonly spoolCorruptFiles: Counter<'reason'>;
 }
 
 export function createPipelineMetrics(registry: Registry = new Registry()): PipelineMetrics {
@@ -59,6 +63,10 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
     requestRows: new Histogram({ name: 'anonymizer_request_rows', help: 'Rows per stored insert request', buckets: [100, 1_000, 5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 120_000, 200_000], registers }),
     requestBytes: new Histogram({ name: 'anonymizer_request_body_bytes', help: 'Compressed body bytes per stored insert request', buckets: [16_384, 65_536, 262_144, 524_288, 786_432, 943_718, 996_147, 1_048_576, 2_097_152], registers }),
     fillRatio: new Histogram({ name: 'anonymizer_request_fill_ratio', help: 'Stored body bytes ÷ the proxy body limit', buckets: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 1], registers }),
+    spoolDiskFull: new Gauge({ name: 'anonymizer_spool_disk_full', help: "1 while the spool's disk refuses writes (ENOSPC, EDQUOT, EIO): consumption is paused and the same batch retried", registers }),
+    spoolDiskErrors: new Counter({ name: 'anonymizer_spool_disk_errors_total', help: "Batch writes the spool's disk refused, by errno (each retry counts)", labelNames: ['errno'], registers }),
+    spoolQuarantined: new Gauge({ name: 'anonymizer_spool_quarantined_batches', help: 'Entries in SPOOL_DIR/quarantine: batches ClickHouse refused and files that failed their check', registers }),
+    spoolCorruptFiles: new Counter({ name: 'anonymizer_spool_corrupt_files_total', help: 'Spool files that failed their check (name, header or body checksum) when the spool was opened, by reason', labelNames: ['reason'], registers }),
     latency: new Histogram({ name: 'anonymizer_end_to_end_latency_seconds', help: "From the oldest record's timestamp in a batch to its acknowledgement by ClickHouse", buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1_800, 3_600, 21_600], registers }),
     deliveryBlocked: new Gauge({ name: 'anonymizer_delivery_blocked', help: '1 while every insert fails for this reason (credentials, a missing table, no grant…): batches wait in the spool', labelNames: ['reason'], registers }),
   };
