@@ -21,6 +21,7 @@ export { pacedInsert, type InsertAttempt, type InsertableBatch, type InsertOutco
 export { DELIVERY_OK, deliveryState, nextDeliveryState, type DeliveryBlocked, type DeliveryOk, type DeliveryState } from './operators/deliveryState.ts';
 export { remindWhileBlocked, type RemindWhileBlockedConfig } from './operators/remindWhileBlocked.ts';
 export { acknowledgeBatches, type AcknowledgeBatchesConfig } from './operators/acknowledgeBatches.ts';
+export { awaitEach } from './operators/awaitEach.ts';
 
 // What flows between them, and the pure functions the operators default to.
 export type { Codec, DecodedChunk, OffsetChunk, PartitionOffsets, PreparedBody, RejectedMessage, RowBatch, SealedBatch, SealReason, SourceMessage } from './domain/batch.ts';
@@ -63,9 +64,15 @@ export {
   type Stage,
 } from './errors.ts';
 
-// Hostile input (issue 11): text rules, addresses inside URLs, rows too large for one body.
+// Hostile input: text rules, addresses inside URLs, rows too large for one body.
 export { rejectOversizedRows, type RejectOversizedRowsConfig } from './operators/rejectOversizedRows.ts';
 export { MAX_TEXT_LENGTH, singleRowBodyBound, validateRecord } from './domain/validateRecord.ts';
 export { anonymizeUrlAddresses } from './domain/anonymizeAddress.ts';
 export { messageFramingProblem } from './domain/capnpFraming.ts';
 export { InvalidTextError, RowTooLargeError } from './errors.ts';
+
+// The spool's integrity errors, and the chains composed as the CLI runs them.
+export { SpoolDiskError, SpoolFileCorruptError, type SpoolCorruption } from './errors.ts';
+export { createDeadLetterSink, planDeadLetters, type DeadLetterSink } from './io/deadLetterSink.ts';
+export { backpressure, delivery, ingestion, pipeline$, runPipeline, sealGate, type PipelineDeps, type RunningPipeline } from './streams/anonymizerPipeline.ts';
+export { createPipelineMetrics, type PipelineMetrics } from './streams/pipelineMetrics.ts';

@@ -52,6 +52,10 @@ function serverProperties(dataDir: string, port: number, controllerPort: number)
     'transaction.state.log.replication.factor=1',
     'transaction.state.log.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
+    // A test that sets a short retention on its topic sees the broker delete within seconds
+    // (the defaults check every 5 min, the first time 30 s after start).
+    'log.retention.check.interval.ms=2000',
+    'log.initial.task.delay.ms=2000',
     // Topics come from startKafka (and the app's own checks), never from a typo.
     'auto.create.topics.enable=false',
     '',

@@ -134,7 +134,7 @@ const latin1 = new TextDecoder('latin1');
 
 /** capnp-ts's reading of a message: every case the fast path declines. Exported for the test that compares them. */
 export function decodeWithCapnpTs(bytes: Uint8Array): DecodedRecord {
-  // Checked before capnp-ts allocates anything for the segments the message claims (#5).
+  // Checked before capnp-ts allocates anything for the segments the message claims.
   const framing = messageFramingProblem(bytes);
   if (framing !== undefined) throw withoutStack(() => new DecodeError(`not a valid Cap'n Proto HttpLogRecord: ${framing}`));
   let record: DecodedRecord;
@@ -170,7 +170,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /**
  * An error built without capturing a stack trace: most of what rejecting a malformed
  * message costs is V8 walking the stack for an `Error` whose stack nobody reads (the dead
- * letter carries its code and message). Rejecting stays cheap under a flood (#5).
+ * letter carries its code and message). Rejecting stays cheap under a flood.
  */
 function withoutStack<E extends Error>(make: () => E): E {
   const limit = Error.stackTraceLimit;

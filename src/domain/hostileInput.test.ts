@@ -1,4 +1,4 @@
-// The unit-level fuzz of issue 11 (#5, #6): 25,000 seeded hostile messages through the
+// The unit-level fuzz: 25,000 seeded hostile messages through the
 // product's own decode → validate → anonymize, no server. No row may hold a raw address
 // of its message, every message must be a row or a rejection with a stable code, and
 // rejecting must stay cheap. The same corpus goes through the real stack in

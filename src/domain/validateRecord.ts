@@ -1,5 +1,5 @@
 /**
- * What a decoded record's text must look like before it may become a row (issue 11, #6).
+ * What a decoded record's text must look like before it may become a row.
  *
  * A bit flip in a Cap'n Proto pointer can make a text field point at other bytes of the
  * message and still decode: fuzzing found `url`, `cache_status` and `method` holding the

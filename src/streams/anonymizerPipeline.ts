@@ -157,12 +157,12 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
       metrics.consumed.inc(chunk.items.length);
       arrivals.next();
     }),
-    // Decode, validate the texts (#6), anonymize (remote_addr and addresses inside url), and
-    // refuse rows no body can carry (#3): every message that cannot become a row is listed
+    // Decode, validate the texts, anonymize (remote_addr and addresses inside url), and
+    // refuse rows no body can carry: every message that cannot become a row is listed
     // in the chunk's `rejected`, and kept by deadLetter before anything is committed.
     // sliceMs: a fetch of 1 MB of 16-byte garbage is ~50,000 messages (~0.3 s to reject);
     // decoded in slices of a few ms, the event loop serves /healthz, timers, Kafka heartbeats
-    // and SIGTERM between them (#5).
+    // and SIGTERM between them.
     decodeRecords({ decode: decodeRecord, validate: validateRecord, sliceMs: DECODE_SLICE_MS }),
     tap((chunk) => metrics.decoded.inc(chunk.items.length)),
     anonymizeAddresses({

@@ -55,9 +55,20 @@ describe('faults', () => {
     const random = lcg(7);
     let output = '';
     let spoolScans = 0;
+    let midWork = 0;
     for (let i = 0; i < 12; i++) {
-      const run = startCli(['run'], s.env(proxy.url));
-      await sleep(400 + Math.floor(random() * 2_000));
+      const port = await freePort();
+      const run = startCli(['run'], s.env(proxy.url, { METRICS_PORT: String(port), METRICS_HOST: '127.0.0.1' }));
+      // Killed while it works, not while it starts: a moment after it took its first records
+      // (on a loaded machine start-up alone can outlast a fixed delay).
+      for (const end = Date.now() + 30_000; Date.now() < end; await sleep(100)) {
+        const consumed = metricValue(await scrapeMetrics(port).catch(() => []), 'anonymizer_records_consumed_total');
+        if (consumed > 0) {
+          midWork++;
+          break;
+        }
+      }
+      await sleep(Math.floor(random() * 2_000));
       run.kill('SIGKILL');
       expect(await run.exited).toBe('SIGKILL');
       output += run.output();
@@ -83,7 +94,9 @@ describe('faults', () => {
     const expected = records(21, n);
     await expectExactlyOnce(s, expected);
     expectNoRawAddress(output, expected);
-    // The crashes really interrupted work: some runs left batches behind that a later run sent.
+    // The crashes really interrupted work: every run had taken records, and some left
+    // batches behind that a later run sent.
+    expect(midWork).toBe(12);
     expect(spoolScans).toBeGreaterThan(0);
   });
 

@@ -1,5 +1,5 @@
 /**
- * A seeded corpus of hostile Cap'n Proto messages (issue 11, #5 and #6), shared by the
+ * A seeded corpus of hostile Cap'n Proto messages, shared by the
  * unit fuzz (src/domain/hostileInput.test.ts) and the real-stack one
  * (test/e2e/hostileInput.test.ts).
  *
@@ -125,7 +125,7 @@ function mutate(random: SplitMix64, original: Uint8Array, record: SourceRecord):
     void record;
     return { bytes, kind: 'segment-table' };
   }
-  // A segment-count bomb: 16 bytes claiming 2^25 segments (#5).
+  // A segment-count bomb: 16 bytes claiming 2^25 segments.
   const bomb = new Uint8Array(16);
   new DataView(bomb.buffer).setUint32(0, 0x01ff_ffff, true);
   for (let i = 4; i < 16; i++) bomb[i] = random.below(4) === 0 ? random.below(256) : 0;
@@ -141,7 +141,7 @@ export interface CorpusOptions {
    * Keep a message only if this accepts its outcome; else it is mutated again from a new
    * base record (at most 20 times). The real-stack fuzz keeps stored rows inside a day of
    * `startMillis`: a flipped timestamp bit can date a row decades away, where the table's TTL
-   * drops it and its partition counts against `max_partitions_per_insert_block` (fault #7,
+   * drops it and its partition counts against `max_partitions_per_insert_block` (the many-partitions fault,
    * tested on its own).
    */
   readonly accept?: (outcome: Outcome) => boolean;
