@@ -8,7 +8,7 @@
 import { BehaviorSubject, Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { uniformRecords } from '../synthetic/uniformDataset.ts';
-import { BodyTooLargeError, NetworkError } from '../errors.ts';
+import { BodyTooLargeError, ClickHouseError, NetworkError } from '../errors.ts';
 import { assertBatchCanSeal, backpressure, MAX_OUTSTANDING_ROWS, MAX_ROWS_PER_BATCH, runPipeline, sealGate } from './anonymizerPipeline.ts';
 import { fakeWorld, messagesOf, type FakeWorld } from './fakes.ts';
 
@@ -102,6 +102,21 @@ describe('runPipeline with in-memory fakes', () => {
     expect(world.clickhouse.stored.size).toBe(2);
     const reasons = (await world.deps.metrics.sealed.get()).values.map((v) => [v.labels.reason, v.value]);
     expect(reasons).toEqual([['proxy-ready', 2]]);
+    await within(pipeline.stop(), 2_000);
+  });
+
+  it('while delivery is blocked, the open batch is still sealed at each slot: records reach the spool and are committed', async () => {
+    const world = fakeWorld({ intervalMs: 20, script: () => new ClickHouseError('Code: 516. DB::Exception: Authentication failed', 403, 516) });
+    const pipeline = runPipeline(world.deps, { drain: false });
+    world.source.fetch(0, 0, messagesOf(records(9, 50)));
+    // The first batch goes out and is refused: delivery blocked, the batch stays in the spool.
+    for (const end = Date.now() + 2_000; world.spool.rows() < 50 && Date.now() < end; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    world.source.fetch(0, 50, messagesOf(records(10, 50)));
+    for (const end = Date.now() + 2_000; world.spool.rows() < 100 && Date.now() < end; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(world.spool.rows()).toBe(100);
+    expect(Math.max(...world.source.commits.flatMap((c) => c.offsets.map(([, o]) => o)))).toBe(99);
+    expect(world.clickhouse.stored.size).toBe(0);
+    expect(world.spool.quarantined).toEqual([]);
     await within(pipeline.stop(), 2_000);
   });
 

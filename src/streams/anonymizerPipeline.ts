@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { auditTime, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, toArray, type Observable } from 'rxjs';
+import { auditTime, BehaviorSubject, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, interval, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, toArray, type Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, RowBatch, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -127,6 +127,13 @@ export function ingestion(deps: PipelineDeps, options: IngestionOptions = {}): O
 export interface IngestionOptions {
   /** True once a graceful stop was asked for: a batch the full disk refuses is then given up (its records are read again). */
   readonly stopping?: () => boolean;
+  /**
+   * Whether delivery is blocked. While it is, the spool is not empty, so the seal gate
+   * never opens: the open batch is then sealed once per slot anyway, so its records reach
+   * the spool and their offsets are committed instead of waiting in memory for a full body
+   * while the broker's retention runs.
+   */
+  readonly deliveryBlocked$?: Observable<boolean>;
 }
 
 function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observable<Ingested> {
@@ -148,9 +155,14 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
   // the first of them, so the other partitions' fetches of the same moment can say the
   // source is behind (then the gate closes and the rows wait to fill a body).
   const arrivals = new Subject<void>();
-  const sealNow$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$).pipe(
+  const gateOpen$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$).pipe(
     switchMap((open) => (open ? merge(of(undefined), arrivals.pipe(auditTime(SETTLE_MS))) : EMPTY)),
   );
+  const whileBlocked$ = (options.deliveryBlocked$ ?? EMPTY).pipe(
+    distinctUntilChanged(),
+    switchMap((blocked) => (blocked ? interval(slots.minIntervalMs + slots.marginMs, slots.scheduler) : EMPTY)),
+  );
+  const sealNow$ = merge(gateOpen$, whileBlocked$);
 
   const sealed$ = source.chunks$.pipe(
     tap((chunk) => {
@@ -417,7 +429,12 @@ export function backpressure(deps: Pick<PipelineDeps, 'spool' | 'source' | 'metr
  */
 export function pipeline$(deps: PipelineDeps, options: { drain: boolean }, stop$: Observable<unknown>): Observable<never> {
   let stopping = false;
-  const ingest$ = ingestion(deps, { stopping: () => stopping }).pipe(
+  // The delivery state flows to ingestion (sealing while blocked) and to whoever the caller told.
+  const deliveryState$ = new BehaviorSubject<DeliveryState>(DELIVERY_OK);
+  const told = deps.deliveryState;
+  deps = { ...deps, deliveryState: { next: (state) => (deliveryState$.next(state), told?.next(state)) } };
+  const deliveryBlocked$ = deliveryState$.pipe(map((state) => state.kind === 'blocked'));
+  const ingest$ = ingestion(deps, { stopping: () => stopping, deliveryBlocked$ }).pipe(
     // Stopped while the disk refused the last batch: it was neither written nor committed.
     catchError((error: unknown) => {
       if (!(stopping && error instanceof SpoolDiskError)) return throwError(() => error);
