@@ -5,7 +5,9 @@
  * every assertion is made by querying ClickHouse directly, reading the group's committed
  * offsets from the broker, and reading nginx's own access log.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { splitStatements } from '../../src/cli/migrate.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
 import { anonymizeAddress } from '../../src/domain/anonymizeAddress.ts';
@@ -159,13 +161,13 @@ describe('anonymizer run --drain through the real proxy', () => {
     console.info(`e2e paced: 6000 records, ${requests.length} requests, ${(6000 / requests.length).toFixed(0)} rows/request, ${run.seconds.toFixed(1)} s for run --drain`);
   });
 
-  it('migrate through the proxy takes one slot per statement, waiting (with a countdown) for each', async () => {
+  it('migrate through the proxy takes one slot per statement, waiting for each', async () => {
     const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '1m' });
     await chQuery(stack, 'CREATE DATABASE IF NOT EXISTS e2e_migrate');
     const migrate = await runCli(['migrate'], { CLICKHOUSE_URL: proxy.url, CLICKHOUSE_DATABASE: 'e2e_migrate', PROXY_MIN_INTERVAL_MS: '1000', PROXY_MARGIN_MS: '100' });
     expect(migrate.status, migrate.stderr).toBe(0);
-    expect(migrate.stderr).toContain("waiting for the proxy's next slot");
-    const statements = Number(/applied (\d+)\/\1/.exec(migrate.stderr)?.[1]);
+    // One table per statement of the schema, as migrate itself splits it.
+    const statements = splitStatements(readFileSync(new URL('../../etc/clickhouse/schema.sql', import.meta.url), 'utf8')).length;
     expect(statements).toBeGreaterThanOrEqual(3);
     const tables = (await chQuery(stack, "SELECT name FROM system.tables WHERE database = 'e2e_migrate' ORDER BY name FORMAT TSV")).trim().split('\n');
     expect(tables).toContain('http_log');
