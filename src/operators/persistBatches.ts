@@ -1,4 +1,5 @@
-import { concatMap, defaultIfEmpty, defer, from, last, map, retry, tap, throwError, timer, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { defer, from, retry, tap, throwError, timer, type Observable, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { awaitEach } from './awaitEach.ts';
 import type { PartitionOffsets, SealedBatch } from '../domain/batch.ts';
 
 /**
@@ -80,7 +81,7 @@ export interface PersistBatchesConfig<S> {
  */
 export function persistBatches<S>(config: PersistBatchesConfig<S>): OperatorFunction<SealedBatch, PersistedBatch<S>> {
   const retryConfig = config.retry;
-  return concatMap((batch) => {
+  const writeWithRetry = (batch: SealedBatch): Observable<S | undefined> => {
     let failures = 0;
     return defer(() => from(config.write(batch))).pipe(
       retry({
@@ -91,20 +92,17 @@ export function persistBatches<S>(config: PersistBatchesConfig<S>): OperatorFunc
           return timer(retryConfig.delayMs, config.scheduler);
         },
       }),
-      defaultIfEmpty(undefined),
-      last(),
-      tap(() => {
-        if (failures > 0) retryConfig?.onRecovered?.(failures, batch);
-      }),
-      map(
-        (stored): PersistedBatch<S> => ({
-          token: batch.token,
-          rowCount: batch.rowCount,
-          offsets: batch.offsets,
-          ...(batch.generation === undefined ? {} : { generation: batch.generation }),
-          stored,
-        }),
-      ),
+      tap({ complete: () => failures > 0 && retryConfig?.onRecovered?.(failures, batch) }),
     );
-  });
+  };
+  return awaitEach(
+    writeWithRetry,
+    (batch, stored): PersistedBatch<S> => ({
+      token: batch.token,
+      rowCount: batch.rowCount,
+      offsets: batch.offsets,
+      ...(batch.generation === undefined ? {} : { generation: batch.generation }),
+      stored,
+    }),
+  );
 }
