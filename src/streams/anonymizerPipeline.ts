@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { auditTime, BehaviorSubject, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, interval, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, toArray, type Observable } from 'rxjs';
+import { auditTime, BehaviorSubject, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, interval, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, toArray, type Observable, type OperatorFunction } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, RowBatch, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -147,22 +147,9 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
     scan((sum, change) => sum + change, 0),
     startWith(0),
   );
-  const spoolEmpty$ = spool.changed$.pipe(
-    startWith(undefined),
-    map(() => spool.stats().batches === 0),
-  );
-  // While the gate is open: seal what is open at once, and rows that arrive SETTLE_MS after
-  // the first of them, so the other partitions' fetches of the same moment can say the
-  // source is behind (then the gate closes and the rows wait to fill a body).
+  // Rows arriving, for the seal trigger.
   const arrivals = new Subject<void>();
-  const gateOpen$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$).pipe(
-    switchMap((open) => (open ? merge(of(undefined), arrivals.pipe(auditTime(SETTLE_MS))) : EMPTY)),
-  );
-  const whileBlocked$ = (options.deliveryBlocked$ ?? EMPTY).pipe(
-    distinctUntilChanged(),
-    switchMap((blocked) => (blocked ? interval(slots.minIntervalMs + slots.marginMs, slots.scheduler) : EMPTY)),
-  );
-  const sealNow$ = merge(gateOpen$, whileBlocked$);
+  const sealNow$ = sealTrigger(deps, rowsInFlight$, arrivals, options.deliveryBlocked$);
 
   const sealed$ = source.chunks$.pipe(
     tap((chunk) => {
@@ -229,32 +216,7 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
       onOversize: (rows, bytes) => log.info({ rows, bytes }, 'body over the limit: split in two before sending'),
       onEncoded: (_batch, reason) => metrics.sealed.inc({ reason }),
     }),
-    // A full disk (SpoolDiskError): nothing was published or committed; pause fetching and
-    // write the same batch again until delivery (or the operator) has freed space.
-    persistBatches({
-      write: (batch: SealedBatch) => spool.stage(batch),
-      retry: {
-        // Stopping gives up: the batch was not committed, so its records are read again.
-        when: (error) => error instanceof SpoolDiskError && !options.stopping?.(),
-        delayMs: deps.spoolDiskRetryMs ?? SPOOL_DISK_RETRY_MS,
-        onRetry: (error, failures, batch) => {
-          const disk = error as SpoolDiskError;
-          metrics.spoolDiskErrors.inc({ errno: disk.errno });
-          if (failures > 1) return;
-          source.pause('spool-disk');
-          metrics.spoolDiskFull.set(1);
-          log.error(
-            { code: disk.code, errno: disk.errno, dir: disk.dir, freeBytes: disk.freeBytes, token: batch.token, rows: batch.rowCount, bodyBytes: batch.body.byteLength, retryInMs: deps.spoolDiskRetryMs ?? SPOOL_DISK_RETRY_MS },
-            `the spool's disk refused a write (${disk.errno}) in ${disk.dir}, ${disk.freeBytes ?? 'unknown'} bytes free: consumption paused, nothing committed; the same batch is retried until there is room`,
-          );
-        },
-        onRecovered: (failures, batch) => {
-          source.resume('spool-disk');
-          metrics.spoolDiskFull.set(0);
-          log.info({ token: batch.token, failures }, "the spool's disk took the batch: consumption resumed");
-        },
-      },
-    }),
+    persistWithDiskRetry(deps, options),
     commitOffsets({ commit: (batch: PersistedBatch<StagedBatch>) => source.commit(batch, spool.instanceId) }),
     publishBatches({
       publish: (batch: Ingested) => (batch.stored ? spool.publish(batch.stored) : Promise.resolve()),
@@ -265,6 +227,63 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
     }),
     tap((batch) => inFlightChanges.next(-batch.rowCount)),
   );
+}
+
+/**
+ * When to seal the open batch without waiting for a full body. While the seal gate is
+ * open: at once, and rows that arrive SETTLE_MS after the first of them, so the other
+ * partitions' fetches of the same moment can say the source is behind (then the gate
+ * closes and the rows wait to fill a body). While delivery is blocked: at every slot.
+ */
+function sealTrigger(deps: PipelineDeps, rowsInFlight$: Observable<number>, arrivals: Observable<void>, deliveryBlocked$: Observable<boolean> = EMPTY): Observable<unknown> {
+  const { spool, slots, source } = deps;
+  const spoolEmpty$ = spool.changed$.pipe(
+    startWith(undefined),
+    map(() => spool.stats().batches === 0),
+  );
+  const gateOpen$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$).pipe(
+    switchMap((open) => (open ? merge(of(undefined), arrivals.pipe(auditTime(SETTLE_MS))) : EMPTY)),
+  );
+  const whileBlocked$ = deliveryBlocked$.pipe(
+    distinctUntilChanged(),
+    switchMap((blocked) => (blocked ? interval(slots.minIntervalMs + slots.marginMs, slots.scheduler) : EMPTY)),
+  );
+  return merge(gateOpen$, whileBlocked$);
+}
+
+/**
+ * Stages each batch; a full disk (SpoolDiskError) published and committed nothing, so
+ * fetching pauses and the same batch is written again until delivery (or the operator)
+ * has freed space.
+ */
+function persistWithDiskRetry(deps: PipelineDeps, options: IngestionOptions): OperatorFunction<SealedBatch, PersistedBatch<StagedBatch>> {
+  const { source, spool, metrics } = deps;
+  const log = deps.logger;
+  const delayMs = deps.spoolDiskRetryMs ?? SPOOL_DISK_RETRY_MS;
+  return persistBatches({
+    write: (batch: SealedBatch) => spool.stage(batch),
+    retry: {
+      // Stopping gives up: the batch was not committed, so its records are read again.
+      when: (error) => error instanceof SpoolDiskError && !options.stopping?.(),
+      delayMs,
+      onRetry: (error, failures, batch) => {
+        const disk = error as SpoolDiskError;
+        metrics.spoolDiskErrors.inc({ errno: disk.errno });
+        if (failures > 1) return;
+        source.pause('spool-disk');
+        metrics.spoolDiskFull.set(1);
+        log.error(
+          { code: disk.code, errno: disk.errno, dir: disk.dir, freeBytes: disk.freeBytes, token: batch.token, rows: batch.rowCount, bodyBytes: batch.body.byteLength, retryInMs: delayMs },
+          `the spool's disk refused a write (${disk.errno}) in ${disk.dir}, ${disk.freeBytes ?? 'unknown'} bytes free: consumption paused, nothing committed; the same batch is retried until there is room`,
+        );
+      },
+      onRecovered: (failures, batch) => {
+        source.resume('spool-disk');
+        metrics.spoolDiskFull.set(0);
+        log.info({ token: batch.token, failures }, "the spool's disk took the batch: consumption resumed");
+      },
+    },
+  });
 }
 
 /** How often a blocked delivery is logged again while it lasts. */
