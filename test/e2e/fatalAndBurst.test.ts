@@ -4,7 +4,9 @@
  *   message larger than that limit on its own, never stop ingestion: each is dead-lettered
  *   once (the oversized one as a `too_large_for_dlq` stand-in), every valid record stored once;
  * - fatal errors end the process with a code within a few seconds: a metrics port in use
- *   (exit 2), a spool directory that cannot be opened (exit 1), and no hang.
+ *   (exit 2), a spool directory that cannot be opened (exit 1), and no hang;
+ * - a callback that throws inside an operator errors the pipeline (never RxJS's
+ *   unhandled-error path), and what it left is stored once by the next drain.
  * Every run is bounded in time; every process a test starts is stopped by PID.
  */
 import { createServer, type Server } from 'node:net';
@@ -12,7 +14,18 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { config as rxjsConfig } from 'rxjs';
 import { encodeRecord } from '../../src/domain/encodeRecord.ts';
+import { compress } from '../../src/encode/compress.ts';
+import { createClickHouseHttp } from '../../src/io/clickhouseHttp.ts';
+import { createDeadLetterSink } from '../../src/io/deadLetterSink.ts';
+import { createKafkaClient, createKafkaSource } from '../../src/io/kafkaSource.ts';
+import { Spool } from '../../src/io/spool.ts';
+import { ProxySlots } from '../../src/pacing/proxySlots.ts';
+import { runPipeline } from '../../src/streams/anonymizerPipeline.ts';
+import { createPipelineMetrics } from '../../src/streams/pipelineMetrics.ts';
 import { freePort } from '../../stack/index.ts';
 import { runCli, startE2EStack, type E2EStack } from '../support/e2eStack.ts';
 import { records, scenarioHelpers } from '../support/scenario.ts';
@@ -27,7 +40,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const { scenario, drain, expectExactlyOnce } = scenarioHelpers(() => stack);
+const { scenario, produce, drain, expectExactlyOnce } = scenarioHelpers(() => stack);
 
 /** Reads every message of a topic from the start, with a bound on time. */
 async function readTopic(topic: string, expected: number): Promise<Array<{ value: Buffer | null; headers: Record<string, string> }>> {
@@ -112,6 +125,43 @@ describe('bursts and fatal errors', () => {
     // The others keep their original bytes.
     const kept = dead.filter((m) => m.headers['x-dlq-reason'] !== 'too_large_for_dlq');
     expect(kept.every((m) => m.value?.byteLength === 200)).toBe(true);
+  });
+
+  it('a callback that throws inside an operator (sealBatches onMeasured): the pipeline errors with it, nothing reaches the unhandled-error path, a rerun stores every record once', async () => {
+    const s = await scenario('throwing_callback');
+    const expected = await produce(s, 43, 3_000);
+    const logger = pino({ level: 'silent' });
+    const registry = new Registry();
+    const metrics = createPipelineMetrics(registry);
+    const boom = new Error('a metrics callback threw');
+    // The body-fit's onMeasured callback reports every measurement to this counter.
+    (metrics.bodyMeasurements as unknown as { inc: () => void }).inc = () => {
+      throw boom;
+    };
+    const unhandled: unknown[] = [];
+    rxjsConfig.onUnhandledError = (error) => unhandled.push(error);
+    const kafka = createKafkaClient([stack.brokers], 'throwing-callback-dlq', logger);
+    const spool = await Spool.open({ dir: s.spoolDir, topic: s.topic, logger });
+    const source = createKafkaSource({ brokers: [stack.brokers], topic: s.topic, groupId: `faults-${s.name}`, drain: true, maxOutstanding: 200_000, logger });
+    const deadLetters = await createDeadLetterSink(kafka, { topic: s.dlq, sourceTopic: s.topic });
+    const clickhouse = createClickHouseHttp({ url: stack.clickhouseUrl, user: 'default', password: '', database: s.database });
+    try {
+      const pipeline = runPipeline(
+        { source, deadLetters, spool, clickhouse, slots: new ProxySlots({ minIntervalMs: 200, marginMs: 0 }), compress: (body) => compress('zstd', 3, body), codec: 'zstd', maxBodyBytes: 32 * 1024, spoolMaxBytes: 1 << 30, logger, metrics },
+        { drain: true },
+      );
+      await expect(Promise.race([pipeline.done, new Promise((_, reject) => setTimeout(() => reject(new Error('the pipeline neither failed nor finished in 60 s')), 60_000))])).rejects.toBe(boom);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      rxjsConfig.onUnhandledError = null;
+      await Promise.allSettled([source.close(), deadLetters.close(), clickhouse.close()]);
+      await spool.close();
+    }
+    // Whatever was committed is in the spool; the rest is still in Kafka: a clean drain stores all of it once.
+    const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '32k' });
+    await drain(s, proxy);
+    await expectExactlyOnce(s, expected);
   });
 
   it('METRICS_PORT in use: exit 2 within a few seconds, one line naming it', async () => {
