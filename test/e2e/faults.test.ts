@@ -56,20 +56,19 @@ describe('faults', () => {
     const random = lcg(7);
     let output = '';
     let spoolScans = 0;
-    let midWork = 0;
     for (let i = 0; i < 12; i++) {
       const port = await freePort();
       const run = startCli(['run'], s.env(proxy.url, { METRICS_PORT: String(port), METRICS_HOST: '127.0.0.1' }));
-      // Killed while it works, not while it starts: a moment after it is ready (joined its
-      // group, spool open); on a loaded machine start-up alone can outlast a fixed delay.
-      for (const end = Date.now() + 30_000; Date.now() < end; await sleep(100)) {
-        const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.status, () => 0);
-        if (ready === 200) {
-          midWork++;
-          break;
+      // The first run is killed a moment after it is ready (joined, spool open), so at least
+      // one crash lands mid-work even on a loaded machine, where start-up can outlast a fixed
+      // delay. The later ones at seeded moments from start (each may still be waiting for
+      // the group to drop the member killed before it).
+      if (i === 0) {
+        for (const end = Date.now() + 30_000; Date.now() < end; await sleep(100)) {
+          if ((await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.status, () => 0)) === 200) break;
         }
       }
-      await sleep(Math.floor(random() * 2_000));
+      await sleep(400 + Math.floor(random() * 2_000));
       run.kill('SIGKILL');
       expect(await run.exited).toBe('SIGKILL');
       output += run.output();
@@ -95,9 +94,7 @@ describe('faults', () => {
     const expected = records(21, n);
     await expectExactlyOnce(s, expected);
     expectNoRawAddress(output, expected);
-    // The crashes really interrupted work: every run was ready when it was killed, and some
-    // left batches behind that a later run sent.
-    expect(midWork).toBe(12);
+    // The crashes really interrupted work: some runs left batches behind that a later run sent.
     expect(spoolScans).toBeGreaterThan(0);
   }, 240_000);
 
