@@ -16,6 +16,7 @@ import type { ClickHouseClient, InsertBody } from '../io/clickhouseHttp.ts';
 import type { DeadLetterSink } from '../io/deadLetterSink.ts';
 import type { CommittableBatch, KafkaSource } from '../io/kafkaSource.ts';
 import type { BatchSpool, SpooledBatch, SpoolHeader, StagedBatch } from '../io/spool.ts';
+import { headerFor } from '../io/spoolFile.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
 import type { PipelineDeps } from './anonymizerPipeline.ts';
 import { createPipelineMetrics } from './pipelineMetrics.ts';
@@ -113,7 +114,7 @@ export class MemorySpool implements BatchSpool {
   async stage(batch: SealedBatch, parent?: SpoolHeader['parent']): Promise<StagedBatch | undefined> {
     if (batch.rowCount === 0) return undefined;
     this.#staged.set(batch.token, batch.body);
-    return { file: batch.token, header: headerOf(batch, parent) };
+    return { file: batch.token, header: headerFor(batch, 'http_log', parent) };
   }
 
   async publish(staged: StagedBatch): Promise<SpooledBatch> {
@@ -172,22 +173,6 @@ export class MemorySpool implements BatchSpool {
   }
 }
 
-function headerOf(batch: SealedBatch, parent?: SpoolHeader['parent']): SpoolHeader {
-  return {
-    version: 1,
-    token: batch.token,
-    format: batch.format,
-    codec: batch.codec,
-    rowCount: batch.rowCount,
-    uncompressedBytes: batch.uncompressedBytes,
-    bodyBytes: batch.body.byteLength,
-    bodySha256: '',
-    topic: 'http_log',
-    offsets: [...batch.offsets],
-    sealedAt: new Date(0).toISOString(),
-    ...(parent ? { parent } : {}),
-  };
-}
 
 /** What ClickHouse answers each insert: `undefined` stores it, an error refuses it. */
 export type InsertScript = (insert: InsertBody, attempt: number) => Error | undefined;
