@@ -12,6 +12,7 @@ import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
 import { freePort } from '../../stack/index.ts';
 import { chQuery, readAccessLog, runCli, startCli, startE2EStack, type CliProcess, type E2EStack, type Proxy } from '../support/e2eStack.ts';
 import { startFaultProxy } from '../support/faultProxy.ts';
+import { INTERVAL_MS, scenarioEnv } from '../support/scenario.ts';
 
 let stack: E2EStack;
 let proxy: Proxy;
@@ -29,7 +30,6 @@ const DAY_MS = 86_400_000;
 // Recent timestamps for the uniform records (an hour ago, on a whole minute): the raw TTL
 // (30 days) must not drop them before they are counted.
 const START_MILLIS = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
-const INTERVAL_MS = 1_000;
 const MARGIN_MS = 150;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -80,19 +80,7 @@ async function scenario(name: string, topicConfig: Array<{ name: string; value: 
     database,
     spoolDir,
     env: (extra = {}) => ({
-      KAFKA_BROKERS: stack.brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_DLQ_TOPIC: `${topic}_dlq`,
-      KAFKA_GROUP_ID: `delivery-${name}`,
-      CLICKHOUSE_URL: proxy.url,
-      CLICKHOUSE_DATABASE: database,
-      SPOOL_DIR: spoolDir,
-      PROXY_MIN_INTERVAL_MS: String(INTERVAL_MS),
-      PROXY_MARGIN_MS: String(MARGIN_MS),
-      PROXY_MAX_BODY_BYTES: String(32 * 1024),
-      INSERT_CODEC: 'zstd',
-      INSERT_LEVEL: '3',
-      LOG_LEVEL: 'info',
+      ...scenarioEnv({ brokers: stack.brokers, topic, group: `delivery-${name}`, clickhouseUrl: proxy.url, database, spoolDir, marginMs: MARGIN_MS }),
       ...extra,
     }),
   };

@@ -16,6 +16,7 @@ import type { HttpLogRow } from '../../src/domain/httpLogRow.ts';
 import { freePort } from '../../stack/index.ts';
 import { expectedOutcome, hostileCorpus, leakedColumns, type Outcome } from '../support/hostileCorpus.ts';
 import { chQuery, runCli, startCli, startE2EStack, type E2EStack, type Proxy } from '../support/e2eStack.ts';
+import { scenarioEnv } from '../support/scenario.ts';
 
 let stack: E2EStack;
 let producer: Producer;
@@ -33,7 +34,6 @@ afterAll(async () => {
 
 // Recent timestamps (an hour ago): the tables' retention TTLs would drop rows dated long ago.
 const START_MILLIS = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
-const INTERVAL_MS = 1_000;
 const PARTITIONS = 3;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -71,19 +71,7 @@ async function scenario(name: string): Promise<Scenario> {
     dlq: `${topic}_dlq`,
     database,
     env: (proxy, extra = {}) => ({
-      KAFKA_BROKERS: stack.brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_DLQ_TOPIC: `${topic}_dlq`,
-      KAFKA_GROUP_ID: `hostile-${name}`,
-      CLICKHOUSE_URL: proxy.url,
-      CLICKHOUSE_DATABASE: database,
-      SPOOL_DIR: spoolDir,
-      PROXY_MIN_INTERVAL_MS: String(INTERVAL_MS),
-      PROXY_MARGIN_MS: '150',
-      PROXY_MAX_BODY_BYTES: String(32 * 1024),
-      INSERT_CODEC: 'zstd',
-      INSERT_LEVEL: '3',
-      LOG_LEVEL: 'warn',
+      ...scenarioEnv({ brokers: stack.brokers, topic, group: `hostile-${name}`, clickhouseUrl: proxy.url, database, spoolDir, logLevel: 'warn' }),
       ...extra,
     }),
   };

@@ -52,6 +52,34 @@ export function lcg(seed: number): () => number {
   };
 }
 
+/** What one scenario's `anonymizer run` is started with: its own topic, group, database and spool, a fast proxy pace, small bodies. */
+export function scenarioEnv(options: {
+  readonly brokers: string;
+  readonly topic: string;
+  readonly group: string;
+  readonly clickhouseUrl: string;
+  readonly database: string;
+  readonly spoolDir: string;
+  readonly marginMs?: number;
+  readonly logLevel?: string;
+}): Record<string, string> {
+  return {
+    KAFKA_BROKERS: options.brokers,
+    KAFKA_TOPIC: options.topic,
+    KAFKA_DLQ_TOPIC: `${options.topic}_dlq`,
+    KAFKA_GROUP_ID: options.group,
+    CLICKHOUSE_URL: options.clickhouseUrl,
+    CLICKHOUSE_DATABASE: options.database,
+    SPOOL_DIR: options.spoolDir,
+    PROXY_MIN_INTERVAL_MS: String(INTERVAL_MS),
+    PROXY_MARGIN_MS: String(options.marginMs ?? 150),
+    PROXY_MAX_BODY_BYTES: String(32 * 1024),
+    INSERT_CODEC: 'zstd',
+    INSERT_LEVEL: '3',
+    LOG_LEVEL: options.logLevel ?? 'info',
+  };
+}
+
 /**
  * The scenario helpers bound to one test file's stack: each scenario has its own topic,
  * dead-letter topic, database, group and spool, so the tests of a file never see each
@@ -75,19 +103,7 @@ export function scenarioHelpers(stackOf: () => E2EStack) {
       database,
       spoolDir,
       env: (clickhouseUrl, extra = {}) => ({
-        KAFKA_BROKERS: stackOf().brokers,
-        KAFKA_TOPIC: topic,
-        KAFKA_DLQ_TOPIC: `${topic}_dlq`,
-        KAFKA_GROUP_ID: `faults-${name}`,
-        CLICKHOUSE_URL: clickhouseUrl,
-        CLICKHOUSE_DATABASE: database,
-        SPOOL_DIR: spoolDir,
-        PROXY_MIN_INTERVAL_MS: String(INTERVAL_MS),
-        PROXY_MARGIN_MS: '150',
-        PROXY_MAX_BODY_BYTES: String(32 * 1024),
-        INSERT_CODEC: 'zstd',
-        INSERT_LEVEL: '3',
-        LOG_LEVEL: 'info',
+        ...scenarioEnv({ brokers: stackOf().brokers, topic, group: `faults-${name}`, clickhouseUrl, database, spoolDir }),
         ...extra,
       }),
     };
