@@ -9,6 +9,7 @@ export {
 } from './service.ts';
 export { DEFAULT_KAFKA_LIBS, DEFAULT_TOPICS, KAFKA_MARKER, KAFKA_NAME, hasKafkaLibs, startKafka } from './kafka.ts';
 export type { StartKafkaOptions } from './kafka.ts';
+export { createTopicsAndWait } from './topics.ts';
 export { CLICKHOUSE_MARKER, CLICKHOUSE_NAME, startClickHouse } from './clickhouse.ts';
 export type { StartClickHouseOptions } from './clickhouse.ts';
 export { NGINX_TEMPLATE, PROXY_MARKER, PROXY_NAME, nginxBin, renderTemplate, startProxy } from './proxy.ts';

@@ -11,6 +11,7 @@ import {
   REPO_ROOT, assertNotRunning, makeHandle, spawnDetached, waitReady, writeServiceFiles,
 } from './service.ts';
 import type { ServiceHandle } from './service.ts';
+import { createTopicsAndWait } from './topics.ts';
 
 export const KAFKA_NAME = 'kafka';
 /** Appears in the JVM's command line; used to recognise our pid in a pid file. */
@@ -134,10 +135,7 @@ export async function startKafka(
           const existing = new Set(await admin.listTopics());
           const missing = topics.filter((t) => !existing.has(t.name));
           if (missing.length > 0) {
-            await admin.createTopics({
-              waitForLeaders: true,
-              topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
-            });
+            await createTopicsAndWait(admin, missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })));
           }
           const now = new Set(await admin.listTopics());
           return topics.every((t) => now.has(t.name));

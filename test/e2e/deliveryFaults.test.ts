@@ -9,7 +9,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeRecord, type SourceRecord } from '../../src/domain/encodeRecord.ts';
 import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
-import { freePort } from '../../stack/index.ts';
+import { createTopicsAndWait, freePort } from '../../stack/index.ts';
 import { chQuery, readAccessLog, runCli, startCli, startE2EStack, type CliProcess, type E2EStack, type Proxy } from '../support/e2eStack.ts';
 import { startFaultProxy } from '../support/faultProxy.ts';
 import { INTERVAL_MS, scenarioEnv } from '../support/scenario.ts';
@@ -62,13 +62,10 @@ async function scenario(name: string, topicConfig: Array<{ name: string; value: 
   const topic = `delivery_${name}`;
   const database = `delivery_${name}`;
   await admin((client) =>
-    client.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic, numPartitions: 3, replicationFactor: 1, configEntries: topicConfig },
-        { topic: `${topic}_dlq`, numPartitions: 1, replicationFactor: 1 },
-      ],
-    }),
+    createTopicsAndWait(client, [
+      { topic, numPartitions: 3, replicationFactor: 1, configEntries: topicConfig },
+      { topic: `${topic}_dlq`, numPartitions: 1, replicationFactor: 1 },
+    ]),
   );
   await chQuery(stack, `CREATE DATABASE IF NOT EXISTS ${database}`);
   const migrate = await runCli(['migrate'], { CLICKHOUSE_URL: stack.clickhouseUrl, CLICKHOUSE_DATABASE: database });

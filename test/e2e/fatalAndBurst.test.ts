@@ -26,7 +26,7 @@ import { Spool } from '../../src/io/spool.ts';
 import { ProxySlots } from '../../src/pacing/proxySlots.ts';
 import { runPipeline } from '../../src/streams/anonymizerPipeline.ts';
 import { createPipelineMetrics } from '../../src/streams/pipelineMetrics.ts';
-import { freePort } from '../../stack/index.ts';
+import { createTopicsAndWait, freePort } from '../../stack/index.ts';
 import { runCli, startE2EStack, type E2EStack } from '../support/e2eStack.ts';
 import { records, scenarioHelpers } from '../support/scenario.ts';
 
@@ -76,7 +76,7 @@ async function createTopicWith(topic: string, partitions: number, configEntries:
   await admin.connect();
   try {
     await admin.deleteTopics({ topics: [topic] }).catch(() => {});
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries }], waitForLeaders: true });
+    await createTopicsAndWait(admin, [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries }]);
   } finally {
     await admin.disconnect();
   }

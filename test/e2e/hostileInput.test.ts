@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anonymizeAddress } from '../../src/domain/anonymizeAddress.ts';
 import { encodeRecord, type SourceRecord } from '../../src/domain/encodeRecord.ts';
 import type { HttpLogRow } from '../../src/domain/httpLogRow.ts';
-import { freePort } from '../../stack/index.ts';
+import { createTopicsAndWait, freePort } from '../../stack/index.ts';
 import { expectedOutcome, hostileCorpus, leakedColumns, type Outcome } from '../support/hostileCorpus.ts';
 import { chQuery, runCli, startCli, startE2EStack, type E2EStack, type Proxy } from '../support/e2eStack.ts';
 import { scenarioEnv } from '../support/scenario.ts';
@@ -50,15 +50,12 @@ async function scenario(name: string): Promise<Scenario> {
   const admin = new Kafka({ brokers: [stack.brokers], logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic, numPartitions: PARTITIONS, replicationFactor: 1 },
-        // The DLQ topic at the broker's default limits: thousands of dead letters from one
-        // fetch are sent in calls under its max.message.bytes (src/io/deadLetterSink.ts).
-        { topic: `${topic}_dlq`, numPartitions: 1, replicationFactor: 1 },
-      ],
-    });
+    await createTopicsAndWait(admin, [
+      { topic, numPartitions: PARTITIONS, replicationFactor: 1 },
+      // The DLQ topic at the broker's default limits: thousands of dead letters from one
+      // fetch are sent in calls under its max.message.bytes (src/io/deadLetterSink.ts).
+      { topic: `${topic}_dlq`, numPartitions: 1, replicationFactor: 1 },
+    ]);
   } finally {
     await admin.disconnect();
   }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { inject } from 'vitest';
-import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../../stack/index.ts';
+import { createTopicsAndWait, freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../../stack/index.ts';
 import type { StackKind } from './stackSelection.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/anonymizer.js', import.meta.url));
@@ -123,7 +123,7 @@ export async function createTopic(stack: E2EStack, topic: string, partitions = 3
   const admin = new Kafka({ brokers: [stack.brokers], logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+    await createTopicsAndWait(admin, [{ topic, numPartitions: partitions, replicationFactor: 1 }]);
   } finally {
     await admin.disconnect();
   }
