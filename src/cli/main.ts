@@ -10,6 +10,7 @@ import { migrateCommand } from './migrate.ts';
 import { produceCommand } from './produce.ts';
 import { runCommand } from './run.ts';
 import { spoolCommand } from './spool.ts';
+import { packageVersion } from './version.ts';
 
 // kafkajs 2.2 schedules timers with negative delays, which Node ≥ 23 reports as a
 // TimeoutNegativeWarning (the timer still fires at once, as before). Keep every other warning.
@@ -23,6 +24,7 @@ const EXIT_GRACE_MS = 3_000;
 
 const program = new Command('anonymizer')
   .description("Kafka (Cap'n Proto HTTP logs) → anonymized client addresses → ClickHouse, through a 1 request/minute proxy.")
+  .version(packageVersion(), '-V, --version', "print the package's version")
   .showHelpAfterError()
   .exitOverride();
 program.addCommand(runCommand());

@@ -14,6 +14,15 @@ describe('anonymizer command line', () => {
     for (const command of ['run', 'migrate', 'produce', 'inspect', 'spool']) expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
   });
 
+  it("--version and -V print the package's version", () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const result = run([flag]);
+      expect(result.status).toBe(0);
+      expect(result.stdout.trim()).toBe(version);
+    }
+  });
+
   it('every command and subcommand that main registers has --help with examples', () => {
     // Walk the tree from the help output itself, so a command added later is checked too.
     const seen: string[] = [];
@@ -34,6 +43,7 @@ describe('anonymizer command line', () => {
     [['run'], { PROXY_MIN_INTERVAL_MS: 'soon' }, 'anonymizer: PROXY_MIN_INTERVAL_MS must be milliseconds, an integer from 0 to 86400000 (got "soon")'],
     [['run', '--kafka-brokers', 'nohost'], {}, 'anonymizer: KAFKA_BROKERS must be a comma-separated list of host:port (got "nohost")'],
     [['migrate'], { CLICKHOUSE_URL: 'localhost:8123' }, 'anonymizer: CLICKHOUSE_URL must be an http:// or https:// URL (got "localhost:8123")'],
+    [['run'], { CLICKHOUSE_URL: '127.0.0.1:8124' }, 'anonymizer: CLICKHOUSE_URL must be an http:// or https:// URL (got "127.0.0.1:8124")'],
     [['produce', '--count', '5', '--seed', 'abc'], {}, 'anonymizer: --seed must be a non-negative integer (got "abc")'],
   ])('%o with %o: one line, exit code 2, no stack trace', (args, env, line) => {
     const result = run(args, env);
