@@ -113,7 +113,7 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
       throw toNetworkError(error, endpoint);
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return text;
-    throw toHttpError(response.statusCode, response.headers['x-clickhouse-exception-code'], text);
+    throw toHttpError(response.statusCode, response.headers['x-clickhouse-exception-code'], text, endpoint);
   };
 
   return {
@@ -138,7 +138,7 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
   };
 }
 
-export function toHttpError(status: number, codeHeader: string | string[] | undefined, body: string): Error {
+export function toHttpError(status: number, codeHeader: string | string[] | undefined, body: string, endpoint?: string): Error {
   const headerCode = Array.isArray(codeHeader) ? codeHeader[0] : codeHeader;
   const bodyCode = /Code: (\d+)\./.exec(body)?.[1];
   const codeText = headerCode ?? bodyCode;
@@ -146,7 +146,7 @@ export function toHttpError(status: number, codeHeader: string | string[] | unde
   if (status === 503 && code === undefined) return new ProxyRateLimitedError();
   if (status === 413) return new BodyTooLargeError();
   const text = body.trim().slice(0, MAX_ERROR_TEXT);
-  return new ClickHouseError(`HTTP ${status}${text ? `: ${text}` : ''}`, status, code);
+  return new ClickHouseError(`${endpoint ? `ClickHouse at ${endpoint} answered ` : ''}HTTP ${status}${text ? `: ${text}` : ''}`, status, code);
 }
 
 /** The URL without user, password, query or fragment: it may be logged. */
