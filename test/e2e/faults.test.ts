@@ -1,7 +1,7 @@
 /**
  * Fault tests on the real stack (Kafka, the ClickHouse engine, nginx): each produces N
  * records with a unique URL each, injects one kind of failure, ends with a clean
- * `run --drain`, and then checks by querying ClickHouse directly that exactly N distinct
+ * `run --drain` (or, with three instances, lets the group finish the work), and then checks by querying ClickHouse directly that exactly N distinct
  * rows exist, once each, and that the per-minute totals sum to N. Every run is bounded
  * in time, and every process a test starts is stopped by PID.
  */
