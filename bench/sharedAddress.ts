@@ -13,12 +13,9 @@
  *
  * Options: --minutes M (3, per configuration)  --proxy-rate R (60r/m)  --interval-ms MS (from
  *          R)  --margin-ms MS (150)  --max-body B (32k)  --instances LIST (1,2,3)
+ *          --slot-dir shared|none (shared: the instances of a configuration get one fresh
+ *          PROXY_SLOT_DIR; none: each paces alone, as before the directory existed)
  *          --json FILE (the same figures, for a program)
- *
- * The app's settings beyond these come from the environment as usual (for example
- * PROXY_SLOT_DIR=… to give every instance the same slot directory, or none to measure
- * the uncoordinated behaviour: `--slot-dir none`; by default the instances of one
- * configuration share a fresh directory).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,8 +52,8 @@ const rateMatch = /^(\d+)r\/(s|m)$/.exec(values['proxy-rate']!);
 const sizeMatch = /^(\d+)([km]?)$/.exec(values['max-body']!);
 const counts = values.instances!.split(',').map(Number);
 const marginMs = Number(values['margin-ms']);
-if (!rateMatch || !sizeMatch || !(minutes > 0) || !(marginMs >= 0) || !counts.every((k) => Number.isInteger(k) && k >= 1 && k <= 6)) {
-  process.stderr.write('bench:shared-address: --minutes > 0, --proxy-rate like 60r/m, --max-body like 32k, --margin-ms ≥ 0, --instances like 1,2,3 (each 1 to 6)\n');
+if (!rateMatch || !sizeMatch || !(minutes > 0) || !(marginMs >= 0) || !counts.every((k) => Number.isInteger(k) && k >= 1 && k <= 6) || !['shared', 'none'].includes(values['slot-dir']!)) {
+  process.stderr.write('bench:shared-address: --minutes > 0, --proxy-rate like 60r/m, --max-body like 32k, --margin-ms ≥ 0, --instances like 1,2,3 (each 1 to 6), --slot-dir shared or none\n');
   process.exit(2);
 }
 const proxyRate = values['proxy-rate']!;
@@ -248,10 +245,10 @@ try {
       '',
       `nginx ${proxyRate} (budget ${nginxPerMin.toFixed(1)} requests/min for the address), app interval ${intervalMs} + margin ${marginMs} ms, ${values['max-body']} bodies, ${minutes} min per configuration, slot dir: ${values['slot-dir'] === 'shared' ? 'shared' : 'none'}`,
       '',
-      '| instances | accepted/min | 503/min | rows/min | vs 1 instance | rows/min per instance |',
-      '|---|---|---|---|---|---|',
+      '| instances | accepted/min | budget unused/min | 503/min | rows/min | vs 1 instance | rows/min per instance |',
+      '|---|---|---|---|---|---|---|',
       ...rows.map((row) =>
-        `| ${row.instances} | ${row.acceptedPerMin.toFixed(1)} | ${row.refusedPerMin.toFixed(1)} | ${Math.round(row.rowsPerMin)} | ${one ? `${((row.rowsPerMin / one) * 100).toFixed(1)} %` : 'n/a'} | ${row.perInstance.map((x) => Math.round(x)).join(' / ')} |`,
+        `| ${row.instances} | ${row.acceptedPerMin.toFixed(1)} | ${Math.max(0, nginxPerMin - row.acceptedPerMin).toFixed(1)} | ${row.refusedPerMin.toFixed(1)} | ${Math.round(row.rowsPerMin)} | ${one ? `${((row.rowsPerMin / one) * 100).toFixed(1)} %` : 'n/a'} | ${row.perInstance.map((x) => Math.round(x)).join(' / ')} |`,
       ),
       '',
     ].join('\n'),
