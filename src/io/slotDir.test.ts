@@ -55,4 +55,10 @@ describe('openSlotDir', () => {
     expect(() => ledger.latest()).toThrow(/ENOENT/);
     expect(() => ledger.claim(2, 2, 'a')).toThrow(/ENOENT/);
   });
+
+  it('a path under a file cannot be a slot directory: an error at open', () => {
+    const file = join(fresh(), 'file');
+    writeFileSync(file, '');
+    expect(() => openSlotDir(join(file, 'slots'))).toThrow(/ENOTDIR/);
+  });
 });

@@ -6,11 +6,11 @@
  * about every slot one instance would, and an instance killed with -9 leaves the other the
  * whole budget, not a stall. Asserted from each instance's /metrics, not from its logs.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../stack/index.ts';
-import { startCli, startE2EStack, type CliProcess, type E2EStack } from '../support/e2eStack.ts';
+import { runCli, startCli, startE2EStack, type CliProcess, type E2EStack } from '../support/e2eStack.ts';
 import { metricValue, scrapeMetrics, type Samples } from '../support/metrics.ts';
 import { INTERVAL_MS, scenarioHelpers, sleep } from '../support/scenario.ts';
 
@@ -102,4 +102,13 @@ describe('instances on one address', () => {
       for (const run of runs) run.kill('SIGKILL');
     }
   }, 120_000);
+
+  it('a PROXY_SLOT_DIR that cannot be created is a configuration error: one line naming it, exit 2', async () => {
+    const file = join(stack.dir, 'not-a-directory');
+    writeFileSync(file, '');
+    const result = await runCli(['run'], { KAFKA_BROKERS: stack.brokers, SPOOL_DIR: join(stack.dir, 'spool-bad-slot-dir'), PROXY_SLOT_DIR: join(file, 'slots') }, 30_000);
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('PROXY_SLOT_DIR');
+  });
 });
