@@ -1,6 +1,6 @@
 import { access, constants, rename, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
+import { Registry, type Counter } from 'prom-client';
 import { BehaviorSubject, config as rxjsConfig } from 'rxjs';
 import { AnonymizerError } from '../errors.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
 import { startMetricsServer, type MetricsServer, type Readiness } from '../io/metricsServer.ts';
 import { MAX_OUTSTANDING_ROWS, runPipeline, type RunningPipeline } from '../streams/anonymizerPipeline.ts';
-import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
+import { createPipelineMetrics, registerClientGauges, registerDefaultMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
 import { DELIVERY_OK, type DeliveryState } from '../operators/deliveryState.ts';
 import { configFrom, withSettings } from './settings.ts';
 
@@ -86,7 +86,7 @@ export async function openSpool(config: AppConfig, logger: Logger): Promise<Spoo
 async function run(config: AppConfig, drain: boolean): Promise<void> {
   const logger = createLogger(config.logLevel);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'anonymizer_' });
+  registerDefaultMetrics(registry);
   const metrics = createPipelineMetrics(registry);
   // Whatever fails on the way (a spool that cannot be opened, a port in use, a broker that
   // refuses), what was already opened is closed again, so the process exits instead of
@@ -132,7 +132,7 @@ interface RunClients {
 async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Promise<void> {
   const { logger, metrics } = start;
   const clients = await openClients(config, drain, logger, start.opened);
-  registerGauges(start.registry, clients);
+  registerClientGauges(start.registry, { topic: config.kafkaTopic, lag: () => clients.source.lag(), msUntilNext: () => clients.slots.msUntilNext() });
   start.setReadiness(readinessOf(config, clients));
   const started = Date.now();
   logger.info(startLine(config, drain, clients.spool, start.metricsServer), 'starting');
@@ -201,27 +201,6 @@ async function openClients(config: AppConfig, drain: boolean, logger: Logger, op
   // The latest delivery state (ok | blocked), fed by the delivery chain, read by /readyz.
   const deliveryState$ = new BehaviorSubject<DeliveryState>(DELIVERY_OK);
   return { spool, source, deadLetters, clickhouse, slots, deliveryState$ };
-}
-
-/** The gauges read from the clients at each scrape. */
-function registerGauges(registry: Registry, { source, slots }: RunClients): void {
-  new Gauge({
-    name: 'anonymizer_consumer_lag',
-    help: 'Per partition: the high-water mark minus the next offset to fetch, as last seen',
-    labelNames: ['partition'],
-    registers: [registry],
-    collect() {
-      for (const [partition, lag] of source.lag()) this.set({ partition: String(partition) }, lag);
-    },
-  });
-  new Gauge({
-    name: 'anonymizer_next_slot_seconds',
-    help: 'Seconds until the proxy may take the next request',
-    registers: [registry],
-    collect() {
-      this.set(slots.msUntilNext() / 1000);
-    },
-  });
 }
 
 /** /readyz: undefined when ready, else why not. */
