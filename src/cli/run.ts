@@ -84,7 +84,7 @@ export async function openSpool(config: AppConfig, logger: Logger): Promise<Spoo
 }
 
 async function run(config: AppConfig, drain: boolean): Promise<void> {
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, process.stderr, config.logFormat);
   const registry = new Registry();
   registerDefaultMetrics(registry);
   const metrics = createPipelineMetrics(registry);
@@ -231,7 +231,8 @@ function startLine(config: AppConfig, drain: boolean, spool: Spool, metricsServe
     intervalMs: config.proxyMinIntervalMs,
     maxBodyBytes: config.proxyMaxBodyBytes,
     codec: config.insertCodec,
-    level: config.insertLevel,
+    // Not `level`: that is pino's own key, and a second one would replace it in the JSON line.
+    insertLevel: config.insertLevel,
     spool: config.spoolDir,
     spooled: spool.stats(),
     metrics: metricsServer ? `http://${config.metricsHost}:${metricsServer.port}/metrics` : 'off',
