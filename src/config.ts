@@ -97,6 +97,8 @@ const SETTINGS = {
     default: 'info',
     form: 'one of fatal, error, warn, info, debug, trace, silent',
   },
+  // The same events either way: `text` reformats pino's (already redacted) JSON lines.
+  LOG_FORMAT: { schema: z.enum(['json', 'text']), default: 'json', form: 'json (one JSON object a line) or text (one readable line an event)' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -130,6 +132,7 @@ export interface AppConfig {
   /** Where `run` writes its final metrics (Prometheus text) when it ends; '' for nowhere. */
   readonly metricsFile: string;
   readonly logLevel: Parsed<'LOG_LEVEL'>;
+  readonly logFormat: Parsed<'LOG_FORMAT'>;
 }
 
 /** `KAFKA_BROKERS` → `kafkaBrokers`, the commander option key of `--kafka-brokers`. */
@@ -223,5 +226,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string
     metricsPort: read('METRICS_PORT'),
     metricsFile: read('METRICS_FILE'),
     logLevel: read('LOG_LEVEL'),
+    logFormat: read('LOG_FORMAT'),
   };
 }

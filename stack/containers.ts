@@ -18,8 +18,8 @@ import { NGINX_TEMPLATE, renderTemplate } from './proxy.ts';
 
 // The images of docker-compose.yml, so both "with Docker" setups run the same versions.
 export const KAFKA_IMAGE = 'apache/kafka:3.9.1';
-export const CLICKHOUSE_IMAGE = 'clickhouse/clickhouse-server:26.3';
-export const NGINX_IMAGE = 'nginx:1.28-alpine';
+export const CLICKHOUSE_IMAGE = 'clickhouse/clickhouse-server:26.7';
+export const NGINX_IMAGE = 'nginx:1.28.0-alpine';
 
 /** A service running in a container. */
 export interface ContainerService {

@@ -46,7 +46,7 @@ export function produceCommand(): Command {
     .option('--seed <n>', 'PRNG seed: the same seed writes the same records', '1')
     .option('--dataset <name>', 'uniform: the prior art generator; realistic: skewed CDN traffic (Zipf resources, URLs and /24s)', datasetName, 'uniform')
     .option('--start <ms>', 'timestamp of the first record, ms since the epoch (default: now)');
-  withSettings(command, [...KAFKA_CONNECTION_SETTINGS, 'KAFKA_TOPIC', 'LOG_LEVEL']);
+  withSettings(command, [...KAFKA_CONNECTION_SETTINGS, 'KAFKA_TOPIC', 'LOG_LEVEL', 'LOG_FORMAT']);
   command.addHelpText(
     'after',
     `
@@ -62,7 +62,7 @@ Examples:
     const count = Math.floor(options.count);
     const startMillis = options.start === undefined ? Date.now() : Number(options.start);
     const records = generate({ seed: BigInt(options.seed), startMillis, rate: options.rate });
-    const logger = createLogger(config.logLevel).child({ component: 'producer' });
+    const logger = createLogger(config.logLevel, process.stderr, config.logFormat).child({ component: 'producer' });
     await checkKafkaReachable(config.kafka, logger);
     const producer = await createKafkaProducer({ ...config.kafka, topic: config.kafkaTopic }, logger);
     const began = Date.now();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, constants, rename, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { BehaviorSubject, config as rxjsConfig } from 'rxjs';
 import { AnonymizerError, ConfigError, PeerUnreachableError, SlotDirError } from '../errors.ts';
 import { ProxySlots, type SharedSlotsConfig } from '../pacing/proxySlots.ts';
@@ -17,7 +17,7 @@ import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
 import { startMetricsServer, type MetricsServer, type Readiness } from '../io/metricsServer.ts';
 import { MAX_OUTSTANDING_ROWS, runPipeline, type RunningPipeline } from '../streams/anonymizerPipeline.ts';
-import { createPipelineMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
+import { createPipelineMetrics, registerClientGauges, registerDefaultMetrics, type PipelineMetrics } from '../streams/pipelineMetrics.ts';
 import { DELIVERY_OK, type DeliveryState } from '../operators/deliveryState.ts';
 import { configFrom, withSettings } from './settings.ts';
 
@@ -88,9 +88,9 @@ export async function openSpool(config: AppConfig, logger: Logger): Promise<Spoo
 }
 
 async function run(config: AppConfig, drain: boolean): Promise<void> {
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, process.stderr, config.logFormat);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'anonymizer_' });
+  registerDefaultMetrics(registry);
   const metrics = createPipelineMetrics(registry);
   // Whatever fails on the way (a spool that cannot be opened, a port in use, a broker that
   // refuses), what was already opened is closed again, so the process exits instead of
@@ -155,7 +155,7 @@ interface RunClients {
 async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Promise<void> {
   const { logger, metrics } = start;
   const clients = await openClients(config, drain, logger, start.opened, start.registry);
-  registerGauges(start.registry, clients);
+  registerClientGauges(start.registry, { topic: config.kafkaTopic, lag: () => clients.source.lag(), msUntilNext: () => clients.slots.msUntilNext() });
   start.setReadiness(readinessOf(config, clients));
   const started = Date.now();
   logger.info(startLine(config, drain, clients.spool, start.metricsServer), 'starting');
@@ -255,27 +255,6 @@ function sharedSlotsOf(config: AppConfig, logger: Logger, registry: Registry): S
   };
 }
 
-/** The gauges read from the clients at each scrape. */
-function registerGauges(registry: Registry, { source, slots }: RunClients): void {
-  new Gauge({
-    name: 'anonymizer_consumer_lag',
-    help: 'Per partition: the high-water mark minus the next offset to fetch, as last seen',
-    labelNames: ['partition'],
-    registers: [registry],
-    collect() {
-      for (const [partition, lag] of source.lag()) this.set({ partition: String(partition) }, lag);
-    },
-  });
-  new Gauge({
-    name: 'anonymizer_next_slot_seconds',
-    help: 'Seconds until the proxy may take the next request',
-    registers: [registry],
-    collect() {
-      this.set(slots.msUntilNext() / 1000);
-    },
-  });
-}
-
 /** /readyz: undefined when ready, else why not. */
 function readinessOf(config: AppConfig, { source, spool, clickhouse, deliveryState$ }: RunClients): Readiness {
   return async () => {
@@ -304,7 +283,8 @@ function startLine(config: AppConfig, drain: boolean, spool: Spool, metricsServe
     intervalMs: config.proxyMinIntervalMs,
     maxBodyBytes: config.proxyMaxBodyBytes,
     codec: config.insertCodec,
-    level: config.insertLevel,
+    // Not `level`: that is pino's own key, and a second one would replace it in the JSON line.
+    insertLevel: config.insertLevel,
     spool: config.spoolDir,
     spooled: spool.stats(),
     metrics: metricsServer ? `http://${config.metricsHost}:${metricsServer.port}/metrics` : 'off',

@@ -45,7 +45,7 @@ Examples:
   const replay = new Command('replay')
     .description('Put quarantined batches back in the send queue, after the cause is fixed. Stop `anonymizer run` first: it owns the spool.')
     .argument('[names...]', 'batch names or tokens (from `spool list`); all when none is given');
-  withSettings(replay, ['SPOOL_DIR', ...KAFKA_CONNECTION_SETTINGS, 'KAFKA_TOPIC', 'KAFKA_GROUP_ID', 'LOG_LEVEL']);
+  withSettings(replay, ['SPOOL_DIR', ...KAFKA_CONNECTION_SETTINGS, 'KAFKA_TOPIC', 'KAFKA_GROUP_ID', 'LOG_LEVEL', 'LOG_FORMAT']);
   replay.addHelpText(
     'after',
     `
@@ -59,7 +59,7 @@ Examples:
   );
   replay.action(async (names: string[], _options: unknown, self: Command) => {
     const config = configFrom(self);
-    const opened = await openSpool(config, createLogger(config.logLevel));
+    const opened = await openSpool(config, createLogger(config.logLevel, process.stderr, config.logFormat));
     try {
       const count = await opened.replay(names.length > 0 ? names : undefined);
       process.stdout.write(`${count} batch(es) back in the send queue; the next \`anonymizer run\` sends them\n`);

@@ -1,8 +1,15 @@
 /**
  * The pipeline's metrics (prom-client). Created per registry so tests and embedders get
  * their own; `anonymizer run` uses one registry per process.
+ *
+ * Naming (Prometheus' conventions, checked by pipelineMetrics.spec.ts): every product metric
+ * starts with `anonymizer_`; a quantity with a unit ends in it (`_bytes`, `_seconds`,
+ * `_messages`), a counter in `_total` after the unit; the labels a dashboard filters on are
+ * `topic` and `partition`. The process and Node.js metrics of prom-client's
+ * collectDefaultMetrics keep their standard names (`process_*`, `nodejs_*`, no prefix), so
+ * stock Node.js dashboards and alerts find them.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface PipelineMetrics {
   readonly rejected: Counter<'reason'>;
@@ -47,7 +54,7 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
     discarded: new Counter({ name: 'anonymizer_batches_discarded_total', help: 'Batches dropped because their commit was refused after a rebalance (their records are read again)', registers }),
     requests: new Counter({ name: 'anonymizer_insert_requests_total', help: 'Insert requests by outcome', labelNames: ['outcome'], registers }),
     rowsStored: new Counter({ name: 'anonymizer_rows_stored_total', help: 'Rows acknowledged by ClickHouse', registers }),
-    bodyBytes: new Counter({ name: 'anonymizer_body_bytes_stored_total', help: 'Compressed body bytes of stored batches', registers }),
+    bodyBytes: new Counter({ name: 'anonymizer_stored_body_bytes_total', help: 'Compressed body bytes of stored batches', registers }),
     split: new Counter({ name: 'anonymizer_batches_split_total', help: 'Batches split after the proxy refused them as too large (413)', registers }),
     quarantined: new Counter({ name: 'anonymizer_batches_quarantined_total', help: 'Batches set aside because ClickHouse refused their data', registers }),
     spoolBytes: new Gauge({ name: 'anonymizer_spool_bytes', help: 'Bytes of sealed batches waiting in the spool', registers }),
@@ -70,4 +77,40 @@ export function createPipelineMetrics(registry: Registry = new Registry()): Pipe
     latency: new Histogram({ name: 'anonymizer_end_to_end_latency_seconds', help: "From the oldest record's timestamp in a batch to its acknowledgement by ClickHouse", buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1_800, 3_600, 21_600], registers }),
     deliveryBlocked: new Gauge({ name: 'anonymizer_delivery_blocked', help: '1 while every insert fails for this reason (credentials, a missing table, no grant…): batches wait in the spool', labelNames: ['reason'], registers }),
   };
+}
+
+/** What the client gauges read at each scrape. */
+export interface ClientGaugeSources {
+  /** The topic consumed: the `topic` label of the lag gauge. */
+  readonly topic: string;
+  /** Per partition: the high-water mark minus the next offset to fetch, as last seen. */
+  lag(): ReadonlyMap<number, number>;
+  /** Milliseconds until the proxy may take the next request. */
+  msUntilNext(): number;
+}
+
+/** The gauges `run` reads from its clients at each scrape (consumer lag, the next proxy slot). */
+export function registerClientGauges(registry: Registry, sources: ClientGaugeSources): void {
+  new Gauge({
+    name: 'anonymizer_consumer_lag_messages',
+    help: 'Per topic and partition: the high-water mark minus the next offset to fetch, in messages, as last seen',
+    labelNames: ['topic', 'partition'],
+    registers: [registry],
+    collect() {
+      for (const [partition, lag] of sources.lag()) this.set({ topic: sources.topic, partition: String(partition) }, lag);
+    },
+  });
+  new Gauge({
+    name: 'anonymizer_next_slot_seconds',
+    help: 'Seconds until the proxy may take the next request',
+    registers: [registry],
+    collect() {
+      this.set(sources.msUntilNext() / 1000);
+    },
+  });
+}
+
+/** prom-client's process and Node.js metrics, under their standard names (no prefix). */
+export function registerDefaultMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
 }

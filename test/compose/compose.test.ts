@@ -8,7 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { query as chdbQuery } from 'chdb';
 import { describe, expect, it } from 'vitest';
+import { CLICKHOUSE_PLUGIN_VERSION } from '../grafana/buildDashboard.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const COMPOSE_FILE = resolve(ROOT, 'docker-compose.yml');
@@ -81,6 +83,15 @@ function publishedPorts(svc: Service): number[] {
     if (typeof port === 'object') return port.published === undefined ? [] : [Number(port.published)];
     const parts = String(port).replace(/\/\w+$/, '').split(':');
     return parts.length >= 2 ? [Number(parts.at(-2))] : [];
+  });
+}
+
+/** Each published port with the host address it binds ('' for all addresses). */
+function portBindings(svc: Service): Array<{ published: number; hostIp: string }> {
+  return (svc.ports ?? []).flatMap((port) => {
+    if (typeof port === 'object') return port.published === undefined ? [] : [{ published: Number(port.published), hostIp: port.host_ip ?? '' }];
+    const parts = String(port).replace(/\/\w+$/, '').split(':');
+    return parts.length >= 2 ? [{ published: Number(parts.at(-2)), hostIp: parts.length === 3 ? parts[0]! : '' }] : [];
   });
 }
 
@@ -159,7 +170,12 @@ describe('docker-compose.yml', () => {
     const env = environment('grafana');
     expect(env.GF_SECURITY_ADMIN_USER ?? 'admin').toBe('admin');
     expect(env.GF_SECURITY_ADMIN_PASSWORD).toBe('kafka');
-    expect(env.GF_INSTALL_PLUGINS).toContain('grafana-clickhouse-datasource');
+    // Installed once (before provisioning runs), at the version the panels' pluginVersion names.
+    expect(env.GF_INSTALL_PLUGINS, 'GF_INSTALL_PLUGINS would install the plugin a second time').toBeUndefined();
+    expect(env.GF_PLUGINS_PREINSTALL_SYNC).toBe(`grafana-clickhouse-datasource@${CLICKHOUSE_PLUGIN_VERSION}`);
+    const dashboard = readFileSync(resolve(ROOT, 'etc/grafana/dashboards/http-log.json'), 'utf8');
+    const versions = new Set([...dashboard.matchAll(/"pluginVersion": "([^"]+)"/g)].map((m) => m[1]));
+    expect([...versions]).toEqual([CLICKHOUSE_PLUGIN_VERSION]);
     expect(mounts(service('grafana')).map((mount) => mount.target)).toContain('/etc/grafana/provisioning');
     const datasources = readFileSync(resolve(ROOT, 'etc/grafana/provisioning/datasources/datasources.yml'), 'utf8');
     expect(datasources).toMatch(/type:\s*grafana-clickhouse-datasource/);
@@ -213,8 +229,50 @@ describe('docker-compose.yml', () => {
     expect(init).toMatch(/--topic http_log_dlq\b/);
   });
 
+  it('runs ClickHouse on the engine line the tests run (chdb\'s version())', () => {
+    const engine = String(chdbQuery('SELECT version()', 'TabSeparated')).trim();
+    const [major, minor] = engine.split('.');
+    expect(engine).toMatch(/^\d+\.\d+\./);
+    expect(service('clickhouse').image).toMatch(new RegExp(`^clickhouse/clickhouse-server:${major}\\.${minor}(\\.|$)`));
+  });
+
+  it('pins every image it pulls to a release (no latest, no bare major)', () => {
+    const pulled = Object.entries(config().services).filter(([, svc]) => svc.build === undefined);
+    expect(pulled.length).toBeGreaterThanOrEqual(7);
+    for (const [name, svc] of pulled) {
+      const tag = /:([^/:@]+)$/.exec(svc.image ?? '')?.[1];
+      expect(tag, `${name}: ${svc.image} has no tag`).toBeDefined();
+      expect(tag, `${name}: ${svc.image}`).toMatch(/^v?\d+\.\d+(\.\d+)*(-[a-z0-9.]+)?$/);
+    }
+  });
+
+  it('runs the same images as STACK=containers (stack/containers.ts)', () => {
+    const source = readFileSync(resolve(ROOT, 'stack/containers.ts'), 'utf8');
+    const images = Object.fromEntries([...source.matchAll(/export const (\w+)_IMAGE = '([^']+)'/g)].map((m) => [m[1], m[2]]));
+    expect(images).toEqual({ KAFKA: service('kafka').image, CLICKHOUSE: service('clickhouse').image, NGINX: service('ch-proxy').image });
+  });
+
+  it('publishes Kafka UI on 127.0.0.1 only: it has no login and shows raw messages', () => {
+    const bindings = portBindings(service('kafka-ui'));
+    expect(bindings.length).toBeGreaterThan(0);
+    for (const binding of bindings) expect(binding.hostIp, `kafka-ui publishes ${binding.published} on every address`).toBe('127.0.0.1');
+  });
+
+  it('sends ch-proxy\'s access and error logs to the container\'s stdout and stderr', () => {
+    const conf = readFileSync(resolve(ROOT, 'etc/ch-proxy/nginx.conf'), 'utf8');
+    const prefix = environment('ch-proxy').PREFIX!;
+    const accessLog = /^\s*access_log\s+(\S+)/m.exec(conf)?.[1]?.replace('${PREFIX}', prefix);
+    const errorLog = /^\s*error_log\s+(\S+)/m.exec(conf)?.[1]?.replace('${PREFIX}', prefix);
+    expect(accessLog).toBe(`${prefix}/access.log`);
+    expect(errorLog).toBe(`${prefix}/error.log`);
+    const command = commandText(service('ch-proxy'));
+    expect(command).toContain(`ln -sf /dev/stdout ${accessLog}`);
+    expect(command).toContain(`ln -sf /dev/stderr ${errorLog}`);
+    // …and then the image's own entrypoint, which renders the template, in the foreground.
+    expect(command).toMatch(/exec \/docker-entrypoint\.sh nginx -g 'daemon off;'/);
+  });
+
   it('applies etc/clickhouse/schema.sql at ClickHouse\'s first start', () => {
-    expect(service('clickhouse').image).toMatch(/^clickhouse\/clickhouse-server:2[56]\./);
     const schema = mounts(service('clickhouse')).find((mount) => mount.source.endsWith('etc/clickhouse/schema.sql'));
     expect(schema?.target).toMatch(/^\/docker-entrypoint-initdb\.d\/[^/]+\.sql$/);
   });

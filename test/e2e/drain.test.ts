@@ -224,10 +224,13 @@ describe('anonymizer run --drain through the real proxy', () => {
       expect(metric(after, 'anonymizer_rows_stored_total')).toBe(1500);
       expect(metric(after, 'anonymizer_records_consumed_total')).toBe(1500);
       expect(metric(after, 'anonymizer_insert_requests_total')).toBeGreaterThanOrEqual(1);
-      expect(metric(after, 'anonymizer_body_bytes_stored_total')).toBeGreaterThan(0);
-      expect(after).toMatch(/^anonymizer_consumer_lag\{partition="[0-2]"\} 0$/m);
+      expect(metric(after, 'anonymizer_stored_body_bytes_total')).toBeGreaterThan(0);
+      for (const partition of [0, 1, 2]) expect(after).toMatch(new RegExp(`^anonymizer_consumer_lag_messages\\{topic="${topic}",partition="${partition}"\\} 0$`, 'm'));
       expect(after).toMatch(/^anonymizer_next_slot_seconds \d/m);
-      expect(after).toMatch(/^anonymizer_process_resident_memory_bytes \d+/m);
+      // The standard process and Node.js metrics, under their standard names.
+      expect(after).toMatch(/^process_resident_memory_bytes \d+/m);
+      expect(after).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
+      expect(after).not.toMatch(/^anonymizer_(process|nodejs)_/m);
     } finally {
       run.kill('SIGTERM');
       await Promise.race([run.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);

@@ -26,9 +26,27 @@ import { fileURLToPath } from 'node:url';
 
 export const DASHBOARD_FILE = fileURLToPath(new URL('../../etc/grafana/dashboards/http-log.json', import.meta.url));
 
-/** The provisioned data sources (etc/grafana/provisioning/datasources/datasources.yml). */
-export const CLICKHOUSE = { type: 'grafana-clickhouse-datasource', uid: 'clickhouse' } as const;
-export const PROMETHEUS = { type: 'prometheus', uid: 'prometheus' } as const;
+/**
+ * The ClickHouse plugin release the panels are written for, and the one docker-compose.yml
+ * installs (test/compose checks they agree). Not 4.0.0: there `$__fromTime`/`$__toTime`
+ * expanded to DateTime64(3); since 4.0.3 they are `toDateTime(<s>)`, which is what the
+ * panels' SQL and test/grafana/grafanaExpand.ts rely on.
+ */
+export const CLICKHOUSE_PLUGIN_VERSION = '4.8.2';
+
+/**
+ * The data sources are dashboard variables, so the file imports into any Grafana: Grafana's
+ * import asks for one data source per `__inputs` entry and makes it the variable's default;
+ * provisioned as it is (docker-compose.yml), the variables resolve to the data sources
+ * etc/grafana/provisioning/datasources/datasources.yml provisions with fixed uids and names.
+ * Every panel and target names a variable, never a uid.
+ */
+export const DATA_SOURCES = [
+  { variable: 'ds_clickhouse', input: 'DS_CLICKHOUSE', label: 'ClickHouse', type: 'grafana-clickhouse-datasource', provisionedUid: 'clickhouse', provisionedName: 'ClickHouse' },
+  { variable: 'ds_prometheus', input: 'DS_PROMETHEUS', label: 'Prometheus', type: 'prometheus', provisionedUid: 'prometheus', provisionedName: 'Prometheus' },
+] as const;
+export const CLICKHOUSE = { type: 'grafana-clickhouse-datasource', uid: '${ds_clickhouse}' } as const;
+export const PROMETHEUS = { type: 'prometheus', uid: '${ds_prometheus}' } as const;
 
 export interface Tier {
   readonly name: '1m' | '1h' | '1d';
@@ -240,7 +258,7 @@ function clickhousePanel(key: QueryKey, p: { title: string; description: string;
       datasource: CLICKHOUSE,
       // The plugin's v4 query model (editorType + queryType); without a version the plugin
       // would first run it through its v3 migration.
-      pluginVersion: '4.0.0',
+      pluginVersion: CLICKHOUSE_PLUGIN_VERSION,
       editorType: 'sql',
       // The plugin's Format enum: 0 time series (long frames are widened per label), 1 table.
       format: p.table ? 1 : 0,
@@ -258,6 +276,9 @@ function prometheusPanel(p: { title: string; description: string; type?: string;
     description: p.description,
     datasource: PROMETHEUS,
     gridPos: p.gridPos,
+    // The least $__interval: the stored-side metrics move once per insert (one per ~62.5 s at
+    // 1r/m), so a $__rate_interval that holds fewer than two inserts would draw gaps.
+    interval: '2m',
     fieldConfig: p.fieldConfig ?? { defaults: { unit: p.unit ?? 'short' }, overrides: [] },
     options: p.options ?? {},
     targets: p.targets.map((t, i) => ({ refId: String.fromCharCode(65 + i), datasource: PROMETHEUS, expr: t.expr, legendFormat: t.legendFormat, range: true })),
@@ -336,16 +357,16 @@ function pipelinePanels(): Json[] {
     row('Pipeline (Prometheus: the anonymizer\'s /metrics)', y),
     prometheusPanel({
       title: 'Keeping up: records in, rows stored', gridPos: { x: 0, y: y + 1, w: 6, h: 8 }, unit: 'short',
-      description: 'Records consumed from Kafka and rows acknowledged by ClickHouse, per second (5 min average). Stored below consumed for long means the proxy is the bottleneck: watch the spool.',
+      description: 'Records consumed from Kafka and rows acknowledged by ClickHouse, per second (averaged over $__rate_interval). Stored below consumed for long means the proxy is the bottleneck: watch the spool.',
       targets: [
-        { expr: 'sum(rate(anonymizer_records_consumed_total[5m]))', legendFormat: 'consumed/s' },
-        { expr: 'sum(rate(anonymizer_rows_stored_total[5m]))', legendFormat: 'stored/s' },
+        { expr: 'sum(rate(anonymizer_records_consumed_total[$__rate_interval]))', legendFormat: 'consumed/s' },
+        { expr: 'sum(rate(anonymizer_rows_stored_total[$__rate_interval]))', legendFormat: 'stored/s' },
       ],
     }),
     prometheusPanel({
       title: 'Consumer lag', gridPos: { x: 6, y: y + 1, w: 6, h: 8 }, unit: 'short',
-      description: 'Per partition: the high-water mark minus the next offset to fetch. Kafka may delete unread records after its retention, so lag must stay near zero.',
-      targets: [{ expr: 'sum by (partition) (anonymizer_consumer_lag)', legendFormat: 'partition {{partition}}' }],
+      description: 'Per topic and partition (variable topic): the high-water mark minus the next offset to fetch, in messages. Kafka may delete unread records after its retention, so lag must stay near zero.',
+      targets: [{ expr: 'sum by (topic, partition) (anonymizer_consumer_lag_messages{topic=~"$topic"})', legendFormat: '{{topic}} partition {{partition}}' }],
     }),
     prometheusPanel({
       title: 'Spool depth', gridPos: { x: 12, y: y + 1, w: 6, h: 8 }, unit: 'bytes',
@@ -365,19 +386,19 @@ function pipelinePanels(): Json[] {
     }),
     prometheusPanel({
       title: 'End-to-end latency', gridPos: { x: 18, y: y + 1, w: 6, h: 8 }, unit: 's',
-      description: "From the oldest record's Kafka timestamp in a batch to ClickHouse's acknowledgement (15 min window). Under capacity about one proxy interval; growing means a backlog in the spool.",
+      description: "From the oldest record's Kafka timestamp in a batch to ClickHouse's acknowledgement (over $__rate_interval). Under capacity about one proxy interval; growing means a backlog in the spool.",
       targets: [
-        { expr: 'histogram_quantile(0.5, sum by (le) (rate(anonymizer_end_to_end_latency_seconds_bucket[15m])))', legendFormat: 'p50' },
-        { expr: 'histogram_quantile(0.95, sum by (le) (rate(anonymizer_end_to_end_latency_seconds_bucket[15m])))', legendFormat: 'p95' },
+        { expr: 'histogram_quantile(0.5, sum by (le) (rate(anonymizer_end_to_end_latency_seconds_bucket[$__rate_interval])))', legendFormat: 'p50' },
+        { expr: 'histogram_quantile(0.95, sum by (le) (rate(anonymizer_end_to_end_latency_seconds_bucket[$__rate_interval])))', legendFormat: 'p95' },
       ],
     }),
     prometheusPanel({
       title: 'Rows per request, body fill', gridPos: { x: 0, y: y + 9, w: 8, h: 8 }, unit: 'short',
-      description: 'Average rows per stored insert (left) and compressed body ÷ PROXY_MAX_BODY_BYTES (right), over 5 min. Throughput is rows per request divided by the proxy interval; a fill near 100 % means full requests.',
+      description: 'Average rows per stored insert (left) and compressed body ÷ PROXY_MAX_BODY_BYTES (right), over $__rate_interval. Throughput is rows per request divided by the proxy interval; a fill near 100 % means full requests.',
       fieldConfig: { defaults: { unit: 'short' }, overrides: [{ matcher: { id: 'byName', options: 'body fill' }, properties: [{ id: 'unit', value: 'percentunit' }, { id: 'min', value: 0 }, { id: 'custom.axisPlacement', value: 'right' }] }] },
       targets: [
-        { expr: 'sum(increase(anonymizer_request_rows_sum[5m])) / sum(increase(anonymizer_request_rows_count[5m]))', legendFormat: 'rows' },
-        { expr: 'sum(increase(anonymizer_request_fill_ratio_sum[5m])) / sum(increase(anonymizer_request_fill_ratio_count[5m]))', legendFormat: 'body fill' },
+        { expr: 'sum(increase(anonymizer_request_rows_sum[$__rate_interval])) / sum(increase(anonymizer_request_rows_count[$__rate_interval]))', legendFormat: 'rows' },
+        { expr: 'sum(increase(anonymizer_request_fill_ratio_sum[$__rate_interval])) / sum(increase(anonymizer_request_fill_ratio_count[$__rate_interval]))', legendFormat: 'body fill' },
       ],
     }),
     prometheusPanel({
@@ -386,15 +407,15 @@ function pipelinePanels(): Json[] {
       targets: [{ expr: 'max(anonymizer_next_slot_seconds)', legendFormat: 'next slot' }],
     }),
     prometheusPanel({
-      title: 'Errors (per 5 min)', gridPos: { x: 16, y: y + 9, w: 8, h: 8 }, unit: 'short',
+      title: 'Errors (per interval)', gridPos: { x: 16, y: y + 9, w: 8, h: 8 }, unit: 'short',
       description: 'Messages sent to the dead-letter topic by reason, insert requests that did not store (by outcome), batches split (413) or quarantined (refused data), addresses that did not parse.',
       fieldConfig: { defaults: { unit: 'short', custom: { drawStyle: 'bars', fillOpacity: 60, stacking: { mode: 'normal', group: 'A' } } }, overrides: [] },
       targets: [
-        { expr: 'sum by (reason) (increase(anonymizer_messages_dead_lettered_total[5m]))', legendFormat: 'dead-lettered: {{reason}}' },
-        { expr: 'sum by (outcome) (increase(anonymizer_insert_requests_total{outcome!="stored"}[5m]))', legendFormat: 'insert: {{outcome}}' },
-        { expr: 'sum(increase(anonymizer_batches_split_total[5m]))', legendFormat: 'batches split' },
-        { expr: 'sum(increase(anonymizer_batches_quarantined_total[5m]))', legendFormat: 'batches quarantined' },
-        { expr: 'sum(increase(anonymizer_invalid_addresses_total[5m]))', legendFormat: 'invalid addresses' },
+        { expr: 'sum by (reason) (increase(anonymizer_messages_dead_lettered_total[$__rate_interval]))', legendFormat: 'dead-lettered: {{reason}}' },
+        { expr: 'sum by (outcome) (increase(anonymizer_insert_requests_total{outcome!="stored"}[$__rate_interval]))', legendFormat: 'insert: {{outcome}}' },
+        { expr: 'sum(increase(anonymizer_batches_split_total[$__rate_interval]))', legendFormat: 'batches split' },
+        { expr: 'sum(increase(anonymizer_batches_quarantined_total[$__rate_interval]))', legendFormat: 'batches quarantined' },
+        { expr: 'sum(increase(anonymizer_invalid_addresses_total[$__rate_interval]))', legendFormat: 'invalid addresses' },
       ],
     }),
   ];
@@ -406,7 +427,7 @@ function variable(v: (typeof VARIABLES)[number]): Json {
     name: v.name,
     label: v.label,
     datasource: CLICKHOUSE,
-    query: { rawSql: VARIABLE_QUERIES[v.name], pluginVersion: '4.0.0', editorType: 'sql', format: 1, refId: 'VariableQuery' },
+    query: { rawSql: VARIABLE_QUERIES[v.name], pluginVersion: CLICKHOUSE_PLUGIN_VERSION, editorType: 'sql', format: 1, refId: 'VariableQuery' },
     definition: VARIABLE_QUERIES[v.name],
     // 2: refresh the options when the time range changes.
     refresh: 2,
@@ -420,9 +441,66 @@ function variable(v: (typeof VARIABLES)[number]): Json {
   };
 }
 
+/**
+ * A data source variable. Its default holds the import input (`${DS_CLICKHOUSE}`), which
+ * Grafana's import replaces with the uid the user picks; provisioning replaces nothing, and
+ * Grafana then matches the default by its text, the provisioned data source's name (a
+ * variable's current value is looked up by value, then by text).
+ */
+function dataSourceVariable(ds: (typeof DATA_SOURCES)[number]): Json {
+  return {
+    type: 'datasource',
+    name: ds.variable,
+    label: ds.label,
+    query: ds.type,
+    regex: '',
+    current: { selected: true, text: ds.provisionedName, value: `\${${ds.input}}` },
+    options: [],
+    refresh: 1,
+    hide: 0,
+  };
+}
+
+/** The Prometheus panels' topic filter: the topics the anonymizer reports lag for. */
+export const TOPIC_VARIABLE = 'topic';
+function topicVariable(): Json {
+  const query = 'label_values(anonymizer_consumer_lag_messages, topic)';
+  return {
+    type: 'query',
+    name: TOPIC_VARIABLE,
+    label: 'Topic',
+    datasource: PROMETHEUS,
+    query: { query, refId: 'PrometheusVariableQueryEditor-VariableQuery', qryType: 1 },
+    definition: query,
+    refresh: 2,
+    multi: true,
+    includeAll: true,
+    allValue: '.*',
+    current: { selected: true, text: ['All'], value: ['$__all'] },
+    options: [],
+    sort: 1,
+    hide: 0,
+  };
+}
+
 export function buildDashboard(): Json {
   nextId = 1;
   return {
+    // What Grafana's import asks for: one data source per input, substituted for
+    // `${DS_…}` in the data source variables' defaults. Provisioning ignores them.
+    __inputs: DATA_SOURCES.map((ds) => ({
+      name: ds.input,
+      label: ds.label,
+      description: `The ${ds.label} data source the ${ds.label === 'ClickHouse' ? 'traffic' : 'pipeline'} panels read (dashboard variable ${ds.variable})`,
+      type: 'datasource',
+      pluginId: ds.type,
+      pluginName: ds.label,
+    })),
+    __requires: [
+      { type: 'grafana', id: 'grafana', name: 'Grafana', version: '12.2.0' },
+      { type: 'datasource', id: 'grafana-clickhouse-datasource', name: 'ClickHouse', version: CLICKHOUSE_PLUGIN_VERSION },
+      { type: 'datasource', id: 'prometheus', name: 'Prometheus', version: '1.0.0' },
+    ],
     uid: 'http-log',
     title: 'HTTP log traffic',
     description: 'Served traffic from the ClickHouse totals tables (http_log_totals_1m/1h/1d, chosen by the range), and the anonymizer pipeline from Prometheus. Generated by test/grafana/buildDashboard.ts; checked by test/grafana/dashboard.test.ts.',
@@ -440,7 +518,7 @@ export function buildDashboard(): Json {
     fiscalYearStartMonth: 0,
     links: [],
     annotations: { list: [] },
-    templating: { list: VARIABLES.map(variable) },
+    templating: { list: [...DATA_SOURCES.map(dataSourceVariable), ...VARIABLES.map(variable), topicVariable()] },
     panels: [...trafficPanels(), ...pipelinePanels()],
   };
 }

@@ -1,7 +1,9 @@
 // etc/grafana/dashboards/http-log.json, checked against the real engine (chdb behind the
 // local HTTP endpoint) with seeded rows loaded through the schema's materialized views:
 // - the file is what test/grafana/buildDashboard.ts generates, and is well formed for
-//   provisioning (stable uid, current schemaVersion, provisioned data source uids);
+//   provisioning (stable uid, current schemaVersion) and for import: its data sources are
+//   variables (no panel or target names a uid) that `__inputs` asks for on import and that
+//   resolve to the provisioned data sources otherwise;
 // - every ClickHouse panel filters on every variable, in every branch;
 // - for several ranges and variable settings, every panel's SQL, expanded the way Grafana
 //   and the ClickHouse plugin expand it (test/grafana/grafanaExpand.ts), returns rows,
@@ -10,7 +12,7 @@
 //   aggregate projections when no variable filters;
 // - the variables' queries list the values present in the raw table;
 // - every Prometheus expression names metrics the anonymizer registers, and takes rate() or
-//   increase() of counters only.
+//   increase() of counters only, over $__rate_interval.
 
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,10 +22,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, REPO_ROOT, startClickHouse } from '../../stack/index.ts';
 import type { ServiceHandle } from '../../stack/index.ts';
 import { splitStatements } from '../../src/cli/migrate.ts';
-import { createPipelineMetrics } from '../../src/streams/pipelineMetrics.ts';
+import { createPipelineMetrics, registerClientGauges } from '../../src/streams/pipelineMetrics.ts';
 import { generateRows, seededRandom, toTsv } from '../schema/data.ts';
 import type { Row } from '../schema/data.ts';
-import { CLICKHOUSE, DASHBOARD_FILE, PROMETHEUS, QUERIES, TIERS, VARIABLE_QUERIES, VARIABLES, WHOLE_HOURS_FROM, WHOLE_HOURS_TO, WHOLE_RANGE_QUERIES, dashboardJson } from './buildDashboard.ts';
+import { CLICKHOUSE, DASHBOARD_FILE, DATA_SOURCES, PROMETHEUS, QUERIES, TOPIC_VARIABLE, TIERS, VARIABLE_QUERIES, VARIABLES, WHOLE_HOURS_FROM, WHOLE_HOURS_TO, WHOLE_RANGE_QUERIES, dashboardJson } from './buildDashboard.ts';
 import type { QueryKey, Tier } from './buildDashboard.ts';
 import { expandQuery } from './grafanaExpand.ts';
 import type { VariableState } from './grafanaExpand.ts';
@@ -38,7 +40,13 @@ interface Dashboard {
   uid: string;
   schemaVersion: number;
   panels: Panel[];
-  templating: { list: Array<{ name: string; type: string; includeAll: boolean; multi: boolean; allValue?: string | null; query: { rawSql: string }; datasource: { uid: string } }> };
+  __inputs: Array<{ name: string; type: string; pluginId: string }>;
+  templating: {
+    list: Array<{
+      name: string; type: string; includeAll: boolean; multi: boolean; allValue?: string | null;
+      query: { rawSql: string; query?: string } | string; datasource: { uid: string }; current: { text: unknown; value: unknown };
+    }>;
+  };
 }
 
 const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as Dashboard;
@@ -200,22 +208,51 @@ describe('Grafana dashboard', () => {
     expect(dashboard.uid).toBe('http-log');
     expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(39);
 
-    // The data source uids the panels name are the provisioned ones.
+    // Import: one input per data source, each the default of its data source variable.
+    // Provisioning: the variable's default text is the provisioned data source's name.
     const provisioned = readFileSync(join(REPO_ROOT, 'etc/grafana/provisioning/datasources/datasources.yml'), 'utf8');
-    for (const ds of [CLICKHOUSE, PROMETHEUS]) {
-      expect(provisioned).toMatch(new RegExp(`type: ${ds.type}\\n\\s+uid: ${ds.uid}\\n`));
+    expect(dashboard.__inputs.map((input) => input.name)).toEqual(DATA_SOURCES.map((ds) => ds.input));
+    for (const ds of DATA_SOURCES) {
+      expect(dashboard.__inputs.find((input) => input.name === ds.input), ds.input).toMatchObject({ type: 'datasource', pluginId: ds.type });
+      const variable = dashboard.templating.list.find((v) => v.name === ds.variable);
+      expect(variable, ds.variable).toMatchObject({ type: 'datasource', query: ds.type, current: { text: ds.provisionedName, value: `\${${ds.input}}` } });
+      expect(provisioned).toMatch(new RegExp(`name: ${ds.provisionedName}\\n\\s+type: ${ds.type}\\n\\s+uid: ${ds.provisionedUid}\\n`));
+    }
+    // No data source is named by uid anywhere: every reference is a data source variable of the right type.
+    const references: Array<{ where: string; datasource: unknown }> = [];
+    const collect = (node: unknown, where: string): void => {
+      if (Array.isArray(node)) node.forEach((item, i) => collect(item, `${where}[${i}]`));
+      else if (node !== null && typeof node === 'object') {
+        for (const [key, value] of Object.entries(node)) {
+          if (key === 'datasource') references.push({ where, datasource: value });
+          collect(value, `${where}.${key}`);
+        }
+      }
+    };
+    collect(dashboard.panels, 'panels');
+    collect(dashboard.templating.list, 'templating');
+    expect(references.length).toBeGreaterThan(allPanels(dashboard.panels).length);
+    for (const { where, datasource } of references) {
+      const ds = DATA_SOURCES.find((d) => (datasource as { uid?: string }).uid === `\${${d.variable}}`);
+      expect(ds, `${where}: ${JSON.stringify(datasource)} does not name a data source variable`).toBeDefined();
+      expect((datasource as { type?: string }).type, where).toBe(ds?.type);
     }
     for (const panel of allPanels(dashboard.panels).filter((p) => p.type !== 'row')) {
       expect([CLICKHOUSE.uid, PROMETHEUS.uid], panel.title).toContain(panel.datasource?.uid);
+      expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
       for (const target of panel.targets ?? []) expect(target.datasource?.uid, panel.title).toBe(panel.datasource?.uid);
     }
 
-    expect(dashboard.templating.list.map((v) => v.name)).toEqual(VARIABLES.map((v) => v.name));
-    for (const v of dashboard.templating.list) {
+    expect(dashboard.templating.list.map((v) => v.name)).toEqual([...DATA_SOURCES.map((ds) => ds.variable), ...VARIABLES.map((v) => v.name), TOPIC_VARIABLE]);
+    for (const v of dashboard.templating.list.filter((x) => VARIABLES.some((y) => y.name === x.name))) {
       expect(v, v.name).toMatchObject({ type: 'query', includeAll: true, multi: true, datasource: { uid: CLICKHOUSE.uid } });
       // A custom all value would be sent as a value; "All" must stay $__all to filter nothing.
       expect(v.allValue ?? null, v.name).toBeNull();
     }
+    // The topic filter of the Prometheus panels lists the topics the lag gauge reports.
+    const topic = dashboard.templating.list.find((v) => v.name === TOPIC_VARIABLE);
+    expect(topic).toMatchObject({ type: 'query', includeAll: true, datasource: { uid: PROMETHEUS.uid } });
+    expect((topic?.query as { query: string }).query).toBe('label_values(anonymizer_consumer_lag_messages, topic)');
 
     expect(clickhousePanels.length).toBe(Object.keys(QUERIES).length);
     expect(prometheusPanels.length).toBeGreaterThanOrEqual(5);
@@ -298,9 +335,12 @@ describe('Grafana dashboard', () => {
     const columns: Record<string, string> = {
       resource: 'toString(resource_id)', status: 'toString(response_status)', cache_status: 'toString(cache_status)', address: 'remote_addr',
     };
-    for (const v of dashboard.templating.list) {
-      expect(v.query.rawSql).toBe(VARIABLE_QUERIES[v.name as keyof typeof VARIABLE_QUERIES]);
-      const options = (await post(expandQuery(v.query.rawSql, { range, intervalMs: 60_000, variables: [] }))).split('\n').filter(Boolean);
+    const clickhouseVariables = dashboard.templating.list.filter((x) => VARIABLES.some((y) => y.name === x.name));
+    expect(clickhouseVariables.length).toBe(VARIABLES.length);
+    for (const v of clickhouseVariables) {
+      const rawSql = (v.query as { rawSql: string }).rawSql;
+      expect(rawSql).toBe(VARIABLE_QUERIES[v.name as keyof typeof VARIABLE_QUERIES]);
+      const options = (await post(expandQuery(rawSql, { range, intervalMs: 60_000, variables: [] }))).split('\n').filter(Boolean);
       const where = `toStartOfDay(timestamp) BETWEEN toStartOfDay(toDateTime(${NOW - 7 * DAY})) AND toDateTime(${NOW})`;
       const raw = (await post(`SELECT DISTINCT ${columns[v.name]} AS x FROM http_log WHERE ${where} AND x != '' ORDER BY x`)).split('\n').filter(Boolean);
       if (v.name === 'resource' || v.name === 'address') {
@@ -314,11 +354,12 @@ describe('Grafana dashboard', () => {
   });
 
   it('names in every Prometheus panel only metrics the anonymizer registers, and rates only counters', () => {
-    // The registry of createPipelineMetrics, built without side effects, plus the metrics
-    // other modules register with prom-client (the lag and next-slot gauges of `run`).
+    // The registry `run` builds (createPipelineMetrics, registerClientGauges), without side
+    // effects, plus any metric other modules register with prom-client.
     const types = new Map<string, string>();
     const registry = new Registry();
     createPipelineMetrics(registry);
+    registerClientGauges(registry, { topic: 'http_log', lag: () => new Map(), msUntilNext: () => 0 });
     for (const metric of registry.getMetricsAsArray()) types.set(metric.name, String(metric.type));
     const sources = (readdirSync(join(REPO_ROOT, 'src'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.endsWith('.spec.ts'));
     for (const file of sources) {
@@ -328,7 +369,7 @@ describe('Grafana dashboard', () => {
     for (const [name, type] of [...types]) {
       if (type === 'histogram' || type === 'summary') for (const suffix of ['_bucket', '_sum', '_count']) types.set(`${name}${suffix}`, 'counter');
     }
-    expect(types.get('anonymizer_consumer_lag'), 'the lag gauge was found').toBe('gauge');
+    expect(types.get('anonymizer_consumer_lag_messages'), 'the lag gauge was found').toBe('gauge');
 
     const used = new Set<string>();
     for (const panel of prometheusPanels) {
@@ -344,10 +385,18 @@ describe('Grafana dashboard', () => {
         for (const m of expr.matchAll(/\b(?:rate|increase)\(\s*(\w+)/g)) {
           expect(types.get(m[1] as string), `${panel.title}: rate/increase of ${m[1]}, which is not a counter`).toBe('counter');
         }
+        // Every range is Grafana's $__rate_interval (at least four scrapes, and the panel's
+        // interval), never a fixed window that shows nothing at a coarse step.
+        const calls = [...expr.matchAll(/\b(rate|increase)\(/g)].length;
+        const windows = [...expr.matchAll(/\b(?:rate|increase)\(\s*\w+(?:\{[^}]*\})?\[([^\]]+)\]\)/g)].map((m) => m[1]);
+        expect(windows.length, `${panel.title}: ${expr}`).toBe(calls);
+        for (const window of windows) expect(window, `${panel.title}: ${expr}`).toBe('$__rate_interval');
+        expect(expr, panel.title).not.toMatch(/\[\d+[smhdw]\]/);
+        if (names.includes('anonymizer_consumer_lag_messages')) expect(expr, panel.title).toContain(`topic=~"$${TOPIC_VARIABLE}"`);
       }
     }
     // The pipeline row covers lag, spool depth, rows per request, the next slot and errors.
-    for (const name of ['anonymizer_consumer_lag', 'anonymizer_spool_bytes', 'anonymizer_request_rows_sum', 'anonymizer_next_slot_seconds', 'anonymizer_messages_dead_lettered_total', 'anonymizer_batches_quarantined_total']) {
+    for (const name of ['anonymizer_consumer_lag_messages', 'anonymizer_spool_bytes', 'anonymizer_request_rows_sum', 'anonymizer_next_slot_seconds', 'anonymizer_messages_dead_lettered_total', 'anonymizer_batches_quarantined_total']) {
       expect(used, name).toContain(name);
     }
   });
