@@ -1,7 +1,7 @@
 // Apache ZooKeeper, standalone, on the JVM: the coordination service a ReplicatedMergeTree
-// needs. Its server jar comes with the Kafka broker's runtime classpath (etc/kafka/pom.xml
-// pins org.apache.zookeeper:zookeeper), which scripts/ensure-tools.sh installs in
-// .tools/kafka/libs. Used by test/schema/clusterDdl.test.ts to see how far chdb's engine
+// needs. Its server jar (org.apache.zookeeper:zookeeper 3.8.4) comes with the Kafka 3.9
+// broker's runtime classpath, which scripts/ensure-tools.sh installs in .tools/kafka/libs
+// (etc/kafka/pom.xml says what to do on Kafka 4, which drops it). Used by test/schema/clusterDdl.test.ts to see how far chdb's engine
 // gets with replicated tables (docs/schema.md, "What was tested").
 //
 // Wire protocol: ZooKeeper's own client protocol (jute over TCP) on 127.0.0.1:<port>; we

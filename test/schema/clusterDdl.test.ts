@@ -108,9 +108,12 @@ describe('migrate --cluster: the DDL on the engine', () => {
 `);
       const statements = splitStatements(migratePrint(ARGS).stdout);
       const local = statements.map((s) => s.replace(' ON CLUSTER `logs`', ''));
+      const misspelt = local[0]!.replace(/EXISTS http_log\b/, 'EXISTS misspelt').replace("/http_log'", "/misspelt'")
+        .replace('replicated_deduplication_window =', 'replicated_deduplication_windoww =');
       const results = probe([
         statements[0]!,
         ...local,
+        misspelt,
         // The engine's restarting thread retries activation every few seconds: give it two goes.
         'SELECT sleep(3)', 'SELECT sleep(3)',
         "SELECT name, engine, position(engine_full, '" + WINDOWS + "') > 0 FROM system.tables WHERE database = 'default' ORDER BY name",
@@ -120,6 +123,8 @@ describe('migrate --cluster: the DDL on the engine', () => {
       expect(results[0]).toMatchObject({ ok: false, code: 392 });
       // Every statement, without ON CLUSTER, is accepted: engines, macros, settings names.
       for (const [i, result] of results.slice(1, 1 + local.length).entries()) expect(result, local[i]).toMatchObject({ ok: true });
+      // The engine checks the settings' names (a control: a misspelt one is refused).
+      expect(results[1 + local.length]).toMatchObject({ ok: false, code: 115 });
       const tables = textOf(results.at(-2)).trim().split('\n').map((line) => line.split('\t'));
       expect(tables).toEqual([
         ['http_log', 'ReplicatedMergeTree', '1'],
