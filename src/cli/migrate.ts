@@ -19,6 +19,8 @@ interface MigrateOptions {
 }
 
 const DEFAULT_SCHEMA = new URL('../../etc/clickhouse/schema.sql', import.meta.url);
+/** Above ClickHouse's distributed_ddl_task_timeout (180 s), below the proxy's proxy_read_timeout (300 s). */
+const ON_CLUSTER_TIMEOUT_MS = 240_000;
 
 export function migrateCommand(): Command {
   const command = new Command('migrate')
@@ -54,7 +56,12 @@ Examples:
       process.stdout.write(statements.map((statement) => `${statement};\n`).join('\n'));
       return;
     }
-    const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
+    // An ON CLUSTER statement answers only when every host has run it, or after
+    // distributed_ddl_task_timeout (180 s) with the hosts that have not: wait for that answer.
+    const clickhouse = createClickHouseHttp({
+      url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase,
+      ...(cluster ? { timeoutMs: ON_CLUSTER_TIMEOUT_MS } : {}),
+    });
     const slotMs = config.proxyMinIntervalMs + config.proxyMarginMs;
     let lastAccepted = 0;
     try {
