@@ -3,7 +3,11 @@
  * and the command as a user meets it (its table, JSON, and one-line errors with exit 2).
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { fleet } from '../../src/capacity/fleet.ts';
+import type { FleetEstimate } from '../../src/capacity/fleet.ts';
+import { FLEET_TABLE_HEADER, fleetRow } from '../../src/cli/capacity.ts';
 import {
   BYTES_PER_ROW, DISTINCT_KEYS, PARTITION_SECONDS, REALISTIC_ROWS_PER_REQUEST, UNIFORM_ROWS_PER_REQUEST,
   distinctKeys, estimate, parseRate, parseRetention,
@@ -16,6 +20,8 @@ const cleanEnv = (): NodeJS.ProcessEnv => {
   const env = { ...process.env };
   delete env.PROXY_MIN_INTERVAL_MS;
   delete env.PROXY_MARGIN_MS;
+  delete env.PROXY_MAX_BODY_BYTES;
+  delete env.SPOOL_MAX_BYTES;
   return env;
 };
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -167,5 +173,71 @@ describe('anonymizer capacity', () => {
   it('a missing --rate or an unknown dataset is a usage error (exit 2)', () => {
     expect(run([]).status).toBe(2);
     expect(run(['--rate', '200/s', '--dataset', 'nope']).status).toBe(2);
+  });
+});
+
+describe('anonymizer capacity: the fleet', () => {
+  const MiB = 1024 ** 2;
+  const defaults = { requestIntervalSeconds: 63, batchBytes: MiB, spoolMaxBytes: 2 * 1024 ** 3 };
+  const fleetOf = (args: string[]): FleetEstimate & { outageSeconds: number } => {
+    const result = run([...args, '--json']);
+    expect(result.status, result.stderr).toBe(0);
+    return (JSON.parse(result.stdout) as { fleet: FleetEstimate & { outageSeconds: number } }).fleet;
+  };
+
+  it('prints instances, partitions, spool and the dedup windows the model gives', () => {
+    const result = run(['--rate', '100000/s', '--dataset', 'uniform']);
+    expect(result.status, result.stderr).toBe(0);
+    const f = fleet({ ...defaults, rate: 100_000, dataset: 'uniform', outageSeconds: 6 * 3_600 });
+    expect(f.instances).toBe(169);
+    expect(result.stdout).toContain('instances:  169 on distinct addresses (at least 135;');
+    expect(result.stdout).toContain(`partitions: ${f.partitions} (at least 169:`);
+    expect(result.stdout).toContain(`spool:      ${f.spoolBatchesPerInstance} MiB per instance for a 6h outage (${f.spoolBatchesPerInstance} batches; fits in SPOOL_MAX_BYTES)`);
+    expect(result.stdout).toContain(`migrate --cluster NAME --instances 169 --outage 6h`);
+    expect(result.stdout).toContain(`sets replicated_deduplication_window = ${f.dedup.windowBlocks}, _seconds = ${f.dedup.windowSeconds}`);
+  });
+
+  it('--json carries the same fleet; --outage (default 6h) sizes the spool', () => {
+    expect(fleetOf(['--rate', '10000/s'])).toEqual({ outageSeconds: 21_600, ...fleet({ ...defaults, rate: 10_000, dataset: 'realistic', outageSeconds: 21_600 }) });
+    const twoDays = fleetOf(['--rate', '10000/s', '--outage', '2d']);
+    expect(twoDays).toEqual({ outageSeconds: 172_800, ...fleet({ ...defaults, rate: 10_000, dataset: 'realistic', outageSeconds: 172_800 }) });
+    expect(fleetOf(['--rate', '10000/s', '--outage', '30m']).spoolBatchesPerInstance).toBeLessThan(twoDays.spoolBatchesPerInstance);
+  });
+
+  it('follows SPOOL_MAX_BYTES and PROXY_MAX_BODY_BYTES, and says when the spool is too small', () => {
+    const small = run(['--rate', '1000/s', '--dataset', 'uniform', '--outage', '2d'], { SPOOL_MAX_BYTES: String(512 * MiB) });
+    expect(small.status, small.stderr).toBe(0);
+    const f = fleet({ ...defaults, spoolMaxBytes: 512 * MiB, rate: 1_000, dataset: 'uniform', outageSeconds: 172_800 });
+    expect(f.spoolFits).toBe(false);
+    expect(small.stdout).toContain(`raise SPOOL_MAX_BYTES to at least ${f.spoolBytesPerInstance}`);
+    const half = fleetOf(['--rate', '1000/s', '--proxy-max-body-bytes', String(MiB / 2)]);
+    expect(half.spoolBytesPerInstance).toBe(half.spoolBatchesPerInstance * (MiB / 2));
+  });
+
+  it.each([
+    [['--rate', '200/s', '--outage', '6'], 'anonymizer: --outage must be a duration such as 30m, 6h or 2d, at most 366d (got "6")'],
+    [['--rate', '200/s', '--outage', '0h'], 'anonymizer: --outage must be a duration such as 30m, 6h or 2d, at most 366d (got "0h")'],
+    [['--rate', '200/s', '--outage', '400d'], 'anonymizer: --outage must be a duration such as 30m, 6h or 2d, at most 366d (got "400d")'],
+    [['--rate', '200/s', '--outage', 'soon'], 'anonymizer: --outage must be a duration such as 30m, 6h or 2d, at most 366d (got "soon")'],
+  ])('%o: one line, exit code 2', (args, line) => {
+    const result = run(args);
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe(line);
+    expect(result.stdout).toBe('');
+  });
+
+  it('docs/scaling.md\'s fleet table is what capacity prints', () => {
+    const doc = readFileSync(new URL('../../docs/scaling.md', import.meta.url), 'utf8');
+    const table = /<!-- fleet-table: generated from `anonymizer capacity --json`, checked by test\/cli\/capacity.test.ts -->\n([\s\S]*?)\n<!-- \/fleet-table -->/.exec(doc);
+    expect(table, 'docs/scaling.md has no fleet table between its markers').not.toBeNull();
+    const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+    const rows = [line(FLEET_TABLE_HEADER), line(FLEET_TABLE_HEADER.map(() => '---'))];
+    for (const dataset of ['uniform', 'realistic'] as const) {
+      for (const rate of [1_000, 10_000, 100_000, 1_000_000]) {
+        const f = fleetOf(['--rate', `${rate}/s`, '--dataset', dataset, '--outage', '6h']);
+        rows.push(line(fleetRow(dataset, rate, f)));
+      }
+    }
+    expect(table![1]).toBe(rows.join('\n'));
   });
 });
