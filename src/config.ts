@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { CODECS, DEFAULT_LEVEL, LEVEL_RANGE } from './encode/compress.ts';
 import { ConfigError } from './errors.ts';
+import { resolveClickHouseConnection, resolveKafkaConnection, SECRET_SETTINGS, type ClickHouseConnection, type KafkaConnection, type RawSettings } from './connections.ts';
 import type { Codec } from './domain/batch.ts';
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -17,6 +18,9 @@ const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 
 const hostPort = /^[A-Za-z0-9.\-_]+:\d{1,5}$/;
 
+export const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'] as const;
+export const SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512', 'OAUTHBEARER'] as const;
+
 /** Each setting: its schema, default, and the expected form shown when it is wrong. */
 const SETTINGS = {
   KAFKA_BROKERS: {
@@ -27,6 +31,32 @@ const SETTINGS = {
     default: '127.0.0.1:9092',
     form: 'a comma-separated list of host:port',
   },
+  KAFKA_CLIENT_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,255}$/), default: 'http-log-anonymizer', form: 'a Kafka client id ([A-Za-z0-9._-]), the name broker quotas and logs know this client by' },
+  KAFKA_SECURITY_PROTOCOL: {
+    schema: z
+      .string()
+      .transform((value) => value.toUpperCase())
+      .pipe(z.enum(SECURITY_PROTOCOLS)),
+    default: 'PLAINTEXT',
+    form: `one of ${SECURITY_PROTOCOLS.join(', ')} (any case)`,
+  },
+  KAFKA_SASL_MECHANISM: {
+    schema: z
+      .string()
+      .transform((value) => value.toUpperCase())
+      .pipe(z.enum(['', ...SASL_MECHANISMS])),
+    default: '',
+    form: `one of ${SASL_MECHANISMS.join(', ')} (with a SASL_* protocol)`,
+  },
+  KAFKA_SASL_USERNAME: { schema: z.string(), default: '', form: 'the SASL user name (PLAIN, SCRAM-*)' },
+  KAFKA_SASL_PASSWORD: { schema: z.string(), default: '', form: 'the SASL password (prefer KAFKA_SASL_PASSWORD_FILE)' },
+  KAFKA_SASL_PASSWORD_FILE: { schema: z.string(), default: '', form: 'a file holding the SASL password' },
+  KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: { schema: z.string(), default: '', form: 'a file holding the OAUTHBEARER token, read again at every authentication (a sidecar may rotate it)' },
+  KAFKA_SSL_CA_FILE: { schema: z.string(), default: '', form: "a PEM file of the CA(s) to trust for the brokers' certificates (default: the system's CAs)" },
+  KAFKA_SSL_CERT_FILE: { schema: z.string(), default: '', form: 'a PEM client certificate, for mTLS (with KAFKA_SSL_KEY_FILE)' },
+  KAFKA_SSL_KEY_FILE: { schema: z.string(), default: '', form: 'the PEM private key of KAFKA_SSL_CERT_FILE' },
+  KAFKA_SSL_KEY_PASSWORD: { schema: z.string(), default: '', form: 'the passphrase of an encrypted KAFKA_SSL_KEY_FILE' },
+  KAFKA_SSL_KEY_PASSWORD_FILE: { schema: z.string(), default: '', form: 'a file holding the passphrase of KAFKA_SSL_KEY_FILE' },
   KAFKA_TOPIC: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/), default: 'http_log', form: 'a Kafka topic name' },
   KAFKA_GROUP_ID: { schema: z.string().min(1), default: 'http-log-anonymizer', form: 'a non-empty consumer group id' },
   KAFKA_DLQ_TOPIC: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/), default: 'http_log_dlq', form: 'a Kafka topic name' },
@@ -38,7 +68,13 @@ const SETTINGS = {
     form: 'an http:// or https:// URL',
   },
   CLICKHOUSE_USER: { schema: z.string().min(1), default: 'default', form: 'a non-empty user name' },
-  CLICKHOUSE_PASSWORD: { schema: z.string(), default: '', form: 'a string' },
+  CLICKHOUSE_PASSWORD: { schema: z.string(), default: '', form: 'a string (prefer CLICKHOUSE_PASSWORD_FILE)' },
+  CLICKHOUSE_PASSWORD_FILE: { schema: z.string(), default: '', form: 'a file holding the ClickHouse password' },
+  CLICKHOUSE_CA_FILE: { schema: z.string(), default: '', form: "a PEM file of the CA(s) to trust for an https:// CLICKHOUSE_URL (default: the system's CAs)" },
+  CLICKHOUSE_CERT_FILE: { schema: z.string(), default: '', form: 'a PEM client certificate for an https:// CLICKHOUSE_URL, for mTLS (with CLICKHOUSE_KEY_FILE)' },
+  CLICKHOUSE_KEY_FILE: { schema: z.string(), default: '', form: 'the PEM private key of CLICKHOUSE_CERT_FILE' },
+  CLICKHOUSE_KEY_PASSWORD: { schema: z.string(), default: '', form: 'the passphrase of an encrypted CLICKHOUSE_KEY_FILE' },
+  CLICKHOUSE_KEY_PASSWORD_FILE: { schema: z.string(), default: '', form: 'a file holding the passphrase of CLICKHOUSE_KEY_FILE' },
   CLICKHOUSE_DATABASE: { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), default: 'default', form: 'a database name ([A-Za-z_][A-Za-z0-9_]*)' },
   PROXY_MIN_INTERVAL_MS: { schema: integer(0, 86_400_000), default: '60000', form: 'milliseconds, an integer from 0 to 86400000' },
   // nginx keeps its rate in whole milli-requests per second: 1r/m is stored as 16, not
@@ -66,13 +102,16 @@ export type SettingName = keyof typeof SETTINGS;
 type Parsed<N extends SettingName> = z.output<(typeof SETTINGS)[N]['schema']>;
 
 export interface AppConfig {
+  /** Brokers, client id, TLS and SASL: what every Kafka client of the product is built from. */
+  readonly kafka: KafkaConnection;
+  /** URL, credentials, database and TLS of the ClickHouse endpoint (the proxy). */
+  readonly clickhouse: ClickHouseConnection;
   readonly kafkaBrokers: readonly string[];
   readonly kafkaTopic: string;
   readonly kafkaGroupId: string;
   readonly kafkaDlqTopic: string;
   readonly clickhouseUrl: string;
   readonly clickhouseUser: string;
-  readonly clickhousePassword: string;
   readonly clickhouseDatabase: string;
   readonly proxyMinIntervalMs: number;
   readonly proxyMarginMs: number;
@@ -101,6 +140,11 @@ export function flagName(setting: SettingName): string {
 
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 
+/** What every command that talks to Kafka takes: the brokers and how to reach them. */
+export const KAFKA_CONNECTION_SETTINGS: readonly SettingName[] = SETTING_NAMES.filter((name) => name === 'KAFKA_BROKERS' || name === 'KAFKA_CLIENT_ID' || /^KAFKA_(SECURITY|SASL|SSL)_/.test(name));
+/** What every command that talks to ClickHouse takes. */
+export const CLICKHOUSE_CONNECTION_SETTINGS: readonly SettingName[] = SETTING_NAMES.filter((name) => /^CLICKHOUSE_/.test(name));
+
 export function describeSetting(setting: SettingName): string {
   const spec = SETTINGS[setting];
   return `${spec.form}${spec.default === '' ? '' : `; default ${spec.default}`}`;
@@ -116,7 +160,9 @@ export function readSetting<N extends SettingName>(setting: N, env: NodeJS.Proce
   const raw = typeof flag === 'string' ? flag : (env[setting] ?? spec.default);
   const result = spec.schema.safeParse(raw);
   if (!result.success) {
-    const shown = setting === 'CLICKHOUSE_PASSWORD' ? '' : ` (got ${JSON.stringify(raw)})`;
+    // A URL may carry credentials (`https://user:pw@host`): they are masked in the message.
+    const masked = setting === 'CLICKHOUSE_URL' ? String(raw).replace(/\/\/[^/@]*@/, '//***@') : raw;
+    const shown = (SECRET_SETTINGS as readonly string[]).includes(setting) ? '' : ` (got ${JSON.stringify(masked)})`;
     throw new ConfigError(setting, `${setting} must be ${spec.form}${shown}`);
   }
   return result.data as Parsed<N>;
@@ -139,14 +185,26 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string
     }
     insertLevel = level;
   }
+  const raw: RawSettings = (setting) => {
+    const flag = flags[optionKey(setting)];
+    return typeof flag === 'string' ? flag : (env[setting] ?? '');
+  };
+  const kafka = resolveKafkaConnection(raw, {
+    brokers: read('KAFKA_BROKERS'),
+    clientId: read('KAFKA_CLIENT_ID'),
+    securityProtocol: read('KAFKA_SECURITY_PROTOCOL'),
+    saslMechanism: read('KAFKA_SASL_MECHANISM'),
+  });
+  const clickhouse = resolveClickHouseConnection(raw, { url: read('CLICKHOUSE_URL'), user: read('CLICKHOUSE_USER'), database: read('CLICKHOUSE_DATABASE') });
   return {
+    kafka,
+    clickhouse,
     kafkaBrokers: read('KAFKA_BROKERS'),
     kafkaTopic: read('KAFKA_TOPIC'),
     kafkaGroupId: read('KAFKA_GROUP_ID'),
     kafkaDlqTopic: read('KAFKA_DLQ_TOPIC'),
     clickhouseUrl: read('CLICKHOUSE_URL'),
     clickhouseUser: read('CLICKHOUSE_USER'),
-    clickhousePassword: read('CLICKHOUSE_PASSWORD'),
     clickhouseDatabase: read('CLICKHOUSE_DATABASE'),
     proxyMinIntervalMs: read('PROXY_MIN_INTERVAL_MS'),
     proxyMarginMs: read('PROXY_MARGIN_MS'),

@@ -10,6 +10,7 @@ describe('the failure policy: every answer → its action', () => {
     ['a 503 from the proxy (no code)', ch(503, undefined, '<html>503 Service Temporarily Unavailable</html>'), 'retry', false],
     ['a refused connection', new NetworkError('refused', true), 'retry', false],
     ['a reset or a timeout', new NetworkError('reset', false), 'retry', true],
+    ['TLS refused the certificate (untrusted, wrong host, failed handshake)', new NetworkError('untrusted', true, { tls: true }), 'blocked', true, 'tls'],
     ['a 502 from the proxy (ClickHouse down)', ch(502, undefined, '<html>502 Bad Gateway</html>'), 'retry', true],
     ['a 500 without a code', ch(500), 'retry', true],
     ['a 503 with a ClickHouse code it does not list', ch(503, 999), 'retry', true],

@@ -75,9 +75,12 @@ export class BodyTooLargeError extends AnonymizerError {
 export class NetworkError extends AnonymizerError {
   /** True when the request cannot have reached the proxy (connection refused), so no slot was used. */
   readonly neverSent: boolean;
-  constructor(message: string, neverSent: boolean, options?: AnonymizerErrorOptions) {
+  /** True when TLS refused the peer (an untrusted or wrong certificate, a failed handshake): nothing was sent, and nothing will be until the certificate or CA changes. */
+  readonly tls: boolean;
+  constructor(message: string, neverSent: boolean, options?: AnonymizerErrorOptions & { readonly tls?: boolean }) {
     super(message, 'ANON_NETWORK', isResent(RETRY), 'sending', options);
     this.neverSent = neverSent;
+    this.tls = options?.tls ?? false;
   }
 }
 
@@ -124,11 +127,13 @@ export type BlockedReason =
   | 'unknown_table'
   | 'schema_mismatch'
   | 'setting_refused'
+  /** TLS refused ClickHouse's (or the proxy's) certificate: CLICKHOUSE_CA_FILE, or the server's certificate, is wrong. */
+  | 'tls'
   /** Any other answer below 500 that the table does not know, by status. */
   | `http_${number}`;
 
 /** The blocked reasons that exist whatever the answer, so a dashboard sees them at 0. */
-export const BLOCKED_REASONS: readonly BlockedReason[] = ['authentication', 'access_denied', 'readonly', 'unknown_database', 'unknown_table', 'schema_mismatch', 'setting_refused'];
+export const BLOCKED_REASONS: readonly BlockedReason[] = ['authentication', 'access_denied', 'readonly', 'unknown_database', 'unknown_table', 'schema_mismatch', 'setting_refused', 'tls'];
 
 export interface InsertFailurePolicy {
   readonly action: InsertFailureAction;
@@ -230,6 +235,8 @@ export function insertFailurePolicy(error: unknown): InsertFailurePolicy {
   if (error instanceof BodyTooLargeError) return SPLIT;
   if (error instanceof ProxyRateLimitedError) return RETRY_NO_SLOT;
   // Whether ClickHouse stored it is unknown: the same token makes the retry safe.
+  // A certificate refused would refuse every batch: blocked, retried once per slot, until the CA or certificate is fixed.
+  if (error instanceof NetworkError && error.tls) return blocked('tls');
   if (error instanceof NetworkError) return error.neverSent ? RETRY_NO_SLOT : RETRY;
   if (error instanceof AnonymizerError && error.retriable) return RETRY;
   return FATAL;
@@ -317,5 +324,22 @@ export class SpoolDiskError extends AnonymizerError {
     this.dir = dir;
     this.errno = errno;
     this.freeBytes = freeBytes;
+  }
+}
+
+/**
+ * A peer (the Kafka brokers, ClickHouse or its proxy) that cannot be reached or refuses us
+ * at start: not resolvable, refusing, an untrusted certificate, wrong credentials. One line
+ * naming the endpoint (never a credential) and the cause; the command exits non-zero.
+ */
+export class PeerUnreachableError extends AnonymizerError {
+  readonly peer: 'Kafka' | 'ClickHouse';
+  readonly endpoint: string;
+  readonly reason: string;
+  constructor(peer: 'Kafka' | 'ClickHouse', endpoint: string, reason: string, options?: AnonymizerErrorOptions) {
+    super(`cannot connect to ${peer} at ${endpoint}: ${reason}`, peer === 'Kafka' ? 'ANON_KAFKA_UNREACHABLE' : 'ANON_CLICKHOUSE_UNREACHABLE', false, 'configuring', options);
+    this.peer = peer;
+    this.endpoint = endpoint;
+    this.reason = reason;
   }
 }

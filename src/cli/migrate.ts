@@ -4,6 +4,7 @@ import { createClickHouseHttp } from '../io/clickhouseHttp.ts';
 import { ProxyRateLimitedError } from '../errors.ts';
 import { progress } from './progress.ts';
 import { configFrom, withSettings } from './settings.ts';
+import { CLICKHOUSE_CONNECTION_SETTINGS } from '../config.ts';
 
 const DEFAULT_SCHEMA = new URL('../../etc/clickhouse/schema.sql', import.meta.url);
 
@@ -11,7 +12,7 @@ export function migrateCommand(): Command {
   const command = new Command('migrate')
     .description('Apply etc/clickhouse/schema.sql to CLICKHOUSE_URL. Idempotent; through the proxy it waits for each slot.')
     .option('--file <path>', 'the schema file', DEFAULT_SCHEMA.pathname);
-  withSettings(command, ['CLICKHOUSE_URL', 'CLICKHOUSE_USER', 'CLICKHOUSE_PASSWORD', 'CLICKHOUSE_DATABASE', 'PROXY_MIN_INTERVAL_MS', 'PROXY_MARGIN_MS', 'LOG_LEVEL']);
+  withSettings(command, [...CLICKHOUSE_CONNECTION_SETTINGS, 'PROXY_MIN_INTERVAL_MS', 'PROXY_MARGIN_MS', 'LOG_LEVEL']);
   command.addHelpText(
     'after',
     `
@@ -25,7 +26,7 @@ Examples:
   command.action(async (options: { file: string }, self: Command) => {
     const config = configFrom(self);
     const statements = splitStatements(await readFile(options.file, 'utf8'));
-    const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
+    const clickhouse = createClickHouseHttp(config.clickhouse);
     const slotMs = config.proxyMinIntervalMs + config.proxyMarginMs;
     let lastAccepted = 0;
     try {

@@ -8,6 +8,9 @@ import { uniformRecords } from '../synthetic/uniformDataset.ts';
 import type { DatasetOptions } from '../synthetic/uniformDataset.ts';
 import { progress } from './progress.ts';
 import { configFrom, withSettings } from './settings.ts';
+import { KAFKA_CONNECTION_SETTINGS } from '../config.ts';
+import { checkKafkaReachable } from '../io/kafkaClient.ts';
+import { createLogger } from '../io/logger.ts';
 
 const positive = (name: string) => (value: string): number => {
   const number = Number(value);
@@ -43,7 +46,7 @@ export function produceCommand(): Command {
     .option('--seed <n>', 'PRNG seed: the same seed writes the same records', '1')
     .option('--dataset <name>', 'uniform: the prior art generator; realistic: skewed CDN traffic (Zipf resources, URLs and /24s)', datasetName, 'uniform')
     .option('--start <ms>', 'timestamp of the first record, ms since the epoch (default: now)');
-  withSettings(command, ['KAFKA_BROKERS', 'KAFKA_TOPIC']);
+  withSettings(command, [...KAFKA_CONNECTION_SETTINGS, 'KAFKA_TOPIC', 'LOG_LEVEL']);
   command.addHelpText(
     'after',
     `
@@ -59,7 +62,9 @@ Examples:
     const count = Math.floor(options.count);
     const startMillis = options.start === undefined ? Date.now() : Number(options.start);
     const records = generate({ seed: BigInt(options.seed), startMillis, rate: options.rate });
-    const producer = await createKafkaProducer({ brokers: config.kafkaBrokers, topic: config.kafkaTopic });
+    const logger = createLogger(config.logLevel).child({ component: 'producer' });
+    await checkKafkaReachable(config.kafka, logger);
+    const producer = await createKafkaProducer({ ...config.kafka, topic: config.kafkaTopic }, logger);
     const began = Date.now();
     const bar = progress('produce', count, { unit: 'records' });
     let sent = 0;

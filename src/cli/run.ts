@@ -2,13 +2,15 @@ import { access, constants, rename, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
 import { BehaviorSubject, config as rxjsConfig } from 'rxjs';
-import { AnonymizerError } from '../errors.ts';
+import { AnonymizerError, PeerUnreachableError } from '../errors.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
 import { compress } from '../encode/compress.ts';
 import { SETTING_NAMES, type AppConfig } from '../config.ts';
-import { createClickHouseHttp, type ClickHouseClient } from '../io/clickhouseHttp.ts';
+import { checkClickHouseTls, createClickHouseHttp, type ClickHouseClient } from '../io/clickhouseHttp.ts';
+import { isTlsFailure } from '../io/connectFailure.ts';
 import { createDeadLetterSink, type DeadLetterSink } from '../io/deadLetterSink.ts';
-import { createKafkaClient, createKafkaSource, readCommittedWithMetadata, stagedCommitLanded, type KafkaSource } from '../io/kafkaSource.ts';
+import { createKafkaSource, readCommittedWithMetadata, stagedCommitLanded, type KafkaSource } from '../io/kafkaSource.ts';
+import { checkKafkaReachable, createKafkaClient } from '../io/kafkaClient.ts';
 import { createLogger, type Logger } from '../io/logger.ts';
 import { Spool } from '../io/spool.ts';
 import { startMetricsServer, type MetricsServer, type Readiness } from '../io/metricsServer.ts';
@@ -69,7 +71,7 @@ Examples:
 }
 
 export async function openSpool(config: AppConfig, logger: Logger): Promise<Spool> {
-  const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-spool', logger.child({ component: 'kafka' }));
+  const kafka = createKafkaClient(config.kafka, logger.child({ component: 'kafka' }));
   let committed: Awaited<ReturnType<typeof readCommittedWithMetadata>> | undefined;
   return Spool.open({
     dir: config.spoolDir,
@@ -102,9 +104,28 @@ async function run(config: AppConfig, drain: boolean): Promise<void> {
   if (metricsServer) opened.push(() => metricsServer.close());
   const start: RunStart = { logger, registry, metrics, opened, metricsServer, setReadiness: (check) => (readiness = check) };
   try {
+    readiness = async () => 'starting: connecting to Kafka';
+    await checkPeers(config, logger);
     return await runOpened(config, drain, start);
   } finally {
     await closeWithin(CLOSE_DEADLINE_MS, opened.reverse());
+  }
+}
+
+/**
+ * Before anything is opened: the brokers must answer (a wrong address, CA or password is
+ * one line and a non-zero exit within seconds, not minutes of retries), and an https://
+ * ClickHouse must present a certificate we trust (one TLS handshake, no request, so no
+ * proxy slot). ClickHouse merely not answering is not fatal: records wait in the spool.
+ */
+async function checkPeers(config: AppConfig, logger: Logger): Promise<void> {
+  await checkKafkaReachable(config.kafka, logger.child({ component: 'kafka' }));
+  if (new URL(config.clickhouse.url).protocol !== 'https:') return;
+  try {
+    await checkClickHouseTls(config.clickhouse.url, config.clickhouse.tls);
+  } catch (error) {
+    if (isTlsFailure(error) || !(error instanceof PeerUnreachableError)) throw error;
+    logger.warn({ clickhouse: error.endpoint, reason: error.reason }, 'ClickHouse does not answer yet: records wait in the spool until it does');
   }
 }
 
@@ -184,7 +205,7 @@ async function openClients(config: AppConfig, drain: boolean, logger: Logger, op
   const spool = await openSpool(config, logger);
   opened.push(() => spool.close());
   const source = createKafkaSource({
-    brokers: config.kafkaBrokers,
+    ...config.kafka,
     topic: config.kafkaTopic,
     groupId: config.kafkaGroupId,
     drain,
@@ -192,10 +213,10 @@ async function openClients(config: AppConfig, drain: boolean, logger: Logger, op
     logger: logger.child({ component: 'kafkaSource' }),
   });
   opened.push(() => source.close());
-  const kafka = createKafkaClient(config.kafkaBrokers, 'http-log-anonymizer-dlq', logger.child({ component: 'deadLetters' }));
+  const kafka = createKafkaClient(config.kafka, logger.child({ component: 'deadLetters' }));
   const deadLetters = await createDeadLetterSink(kafka, { topic: config.kafkaDlqTopic, sourceTopic: config.kafkaTopic });
   opened.push(() => deadLetters.close());
-  const clickhouse = createClickHouseHttp({ url: config.clickhouseUrl, user: config.clickhouseUser, password: config.clickhousePassword, database: config.clickhouseDatabase });
+  const clickhouse = createClickHouseHttp(config.clickhouse);
   opened.push(() => clickhouse.close());
   const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
   // The latest delivery state (ok | blocked), fed by the delivery chain, read by /readyz.

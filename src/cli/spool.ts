@@ -3,6 +3,7 @@ import { listQuarantine, readBatchHeaders, type QuarantinedBatch } from '../io/s
 import { createLogger } from '../io/logger.ts';
 import { openSpool } from './run.ts';
 import { configFrom, withSettings } from './settings.ts';
+import { KAFKA_CONNECTION_SETTINGS } from '../config.ts';
 
 export function spoolCommand(): Command {
   const spool = new Command('spool').description('See and manage the local spool of sealed batches (SPOOL_DIR).');
@@ -44,7 +45,7 @@ Examples:
   const replay = new Command('replay')
     .description('Put quarantined batches back in the send queue, after the cause is fixed. Stop `anonymizer run` first: it owns the spool.')
     .argument('[names...]', 'batch names or tokens (from `spool list`); all when none is given');
-  withSettings(replay, ['SPOOL_DIR', 'KAFKA_BROKERS', 'KAFKA_TOPIC', 'KAFKA_GROUP_ID', 'LOG_LEVEL']);
+  withSettings(replay, ['SPOOL_DIR', ...KAFKA_CONNECTION_SETTINGS, 'KAFKA_TOPIC', 'KAFKA_GROUP_ID', 'LOG_LEVEL']);
   replay.addHelpText(
     'after',
     `

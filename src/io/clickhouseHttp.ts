@@ -12,6 +12,10 @@
  *   CompactNative1   INSERT INTO <table> (…) SELECT … FROM input('…') ORDER BY ALL FORMAT Native,
  *                    with input_format_native_allow_types_conversion=1 (src/encode/compactFormat.ts)
  *
+ * Over https:// the connection is TLS (node:tls through undici's connector) with the
+ * configured CA, and a client certificate for mTLS; `checkClickHouseTls` makes one TLS
+ * handshake at start without sending a request, so it costs no proxy slot.
+ *
  * Success is any 2xx. ClickHouse reports errors as a non-2xx status with
  * `X-ClickHouse-Exception-Code: N` and a body starting `Code: N. DB::Exception: …`.
  * The proxy's own refusals carry no such code: 503 is nginx `limit_req`, 413 is
@@ -23,10 +27,14 @@
  * and the batch's insert_deduplication_token; and throw_on_max_partitions_per_insert_block=0,
  * so that a batch spanning many days is stored rather than refused.
  */
+import { connect as tlsConnect } from 'node:tls';
+import { isIP } from 'node:net';
 import { request, errors as undiciErrors, Agent } from 'undici';
+import type { TlsMaterial } from '../connections.ts';
 import type { SealedBatch } from '../domain/batch.ts';
 import { COMPACT_FORMAT, compactInsertQuery } from '../encode/compactFormat.ts';
-import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
+import { BodyTooLargeError, ClickHouseError, NetworkError, PeerUnreachableError, ProxyRateLimitedError } from '../errors.ts';
+import { describeConnectFailure, isTlsFailure } from './connectFailure.ts';
 
 export interface ClickHouseHttpConfig {
   /** Base URL, e.g. `http://127.0.0.1:8124` (the proxy). */
@@ -38,6 +46,8 @@ export interface ClickHouseHttpConfig {
   readonly table?: string;
   /** Give up on a request after this many ms without response headers or body progress. Default 120 000. */
   readonly timeoutMs?: number;
+  /** For an https:// URL: the CA to trust (default: the system's) and a client certificate and key (mTLS). */
+  readonly tls?: TlsMaterial;
 }
 
 /** What an insert sends: the body exactly as sealed, and the token every attempt repeats. */
@@ -82,7 +92,8 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
   const table = config.table ?? 'http_log';
   // One connection is all a paced client needs; keep-alive is short so a proxy restart
   // between slots never meets a stale socket.
-  const dispatcher = new Agent({ connections: 1, keepAliveTimeout: 4_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const dispatcher = new Agent({ connections: 1, keepAliveTimeout: 4_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, ...(config.tls && { connect: { ...config.tls } }) });
+  const endpoint = redactedUrl(config.url);
   const headers = { 'x-clickhouse-user': config.user, 'x-clickhouse-key': config.password };
 
   const post = async (params: Record<string, string>, body: Uint8Array | string, extraHeaders: Record<string, string>): Promise<string> => {
@@ -93,20 +104,20 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
     try {
       response = await request(url, { method: 'POST', body, headers: { ...headers, ...extraHeaders }, dispatcher });
     } catch (error) {
-      throw toNetworkError(error);
+      throw toNetworkError(error, endpoint);
     }
     let text: string;
     try {
       text = await response.body.text();
     } catch (error) {
-      throw toNetworkError(error);
+      throw toNetworkError(error, endpoint);
     }
     if (response.statusCode >= 200 && response.statusCode < 300) return text;
-    throw toHttpError(response.statusCode, response.headers['x-clickhouse-exception-code'], text);
+    throw toHttpError(response.statusCode, response.headers['x-clickhouse-exception-code'], text, endpoint);
   };
 
   return {
-    endpoint: redactedUrl(config.url),
+    endpoint,
     async insert(batch) {
       const encoding: Record<string, string> = batch.codec === 'none' ? {} : { 'content-encoding': batch.codec };
       const statement = insertStatement(table, batch.format);
@@ -127,7 +138,7 @@ export function createClickHouseHttp(config: ClickHouseHttpConfig): ClickHouseCl
   };
 }
 
-export function toHttpError(status: number, codeHeader: string | string[] | undefined, body: string): Error {
+export function toHttpError(status: number, codeHeader: string | string[] | undefined, body: string, endpoint?: string): Error {
   const headerCode = Array.isArray(codeHeader) ? codeHeader[0] : codeHeader;
   const bodyCode = /Code: (\d+)\./.exec(body)?.[1];
   const codeText = headerCode ?? bodyCode;
@@ -135,7 +146,7 @@ export function toHttpError(status: number, codeHeader: string | string[] | unde
   if (status === 503 && code === undefined) return new ProxyRateLimitedError();
   if (status === 413) return new BodyTooLargeError();
   const text = body.trim().slice(0, MAX_ERROR_TEXT);
-  return new ClickHouseError(`HTTP ${status}${text ? `: ${text}` : ''}`, status, code);
+  return new ClickHouseError(`${endpoint ? `ClickHouse at ${endpoint} answered ` : ''}HTTP ${status}${text ? `: ${text}` : ''}`, status, code);
 }
 
 /** The URL without user, password, query or fragment: it may be logged. */
@@ -152,10 +163,36 @@ export function redactedUrl(url: string): string {
   }
 }
 
-function toNetworkError(error: unknown): NetworkError {
+function toNetworkError(error: unknown, endpoint: string): NetworkError {
   const code = (error as { code?: string }).code;
   const refused = code === 'ECONNREFUSED';
   const timedOut = error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError;
-  const what = timedOut ? 'timed out' : refused ? 'connection refused' : `failed (${code ?? (error as Error).message})`;
-  return new NetworkError(`request to ClickHouse ${what}`, refused, { cause: error });
+  const tls = isTlsFailure(error);
+  const what = timedOut ? 'timed out' : describeConnectFailure(error);
+  // Refused, or TLS refused the certificate: the request never reached the proxy.
+  return new NetworkError(`request to ClickHouse at ${endpoint} failed: ${what}`, refused || tls, { cause: error, tls });
+}
+
+/**
+ * One TLS handshake with an https:// ClickHouse URL's host, and no request: resolves when
+ * the certificate is trusted, throws a {@link PeerUnreachableError} naming the URL and the
+ * cause otherwise (untrusted, wrong host name, refused, no answer within `timeoutMs`).
+ */
+export function checkClickHouseTls(url: string, tls: TlsMaterial = {}, timeoutMs = 10_000): Promise<void> {
+  const parsed = new URL(url);
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  const endpoint = redactedUrl(url);
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host, port: Number(parsed.port || 443), ...(isIP(host) === 0 && { servername: host }), ...tls, ALPNProtocols: ['http/1.1'] });
+    const fail = (error: unknown): void => {
+      socket.destroy();
+      reject(error instanceof PeerUnreachableError ? error : new PeerUnreachableError('ClickHouse', endpoint, describeConnectFailure(error), { cause: error }));
+    };
+    socket.setTimeout(timeoutMs, () => fail(new PeerUnreachableError('ClickHouse', endpoint, `no answer within ${Math.round(timeoutMs / 1000)} s`)));
+    socket.once('secureConnect', () => {
+      socket.end();
+      resolve();
+    });
+    socket.once('error', fail);
+  });
 }

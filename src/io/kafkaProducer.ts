@@ -1,14 +1,15 @@
 /**
  * Wire protocol: the Kafka protocol through kafkajs 2.2 (Produce with acks=all, no
  * compression), one Cap'n Proto message per Kafka message, no key (the default
- * partitioner spreads them over the partitions).
+ * partitioner spreads them over the partitions), on a client built by
+ * src/io/kafkaClient.ts (TLS, SASL).
  */
-import { Kafka, logLevel as KafkaLogLevel, Partitioners, type Producer } from 'kafkajs';
+import { Partitioners, type Producer } from 'kafkajs';
+import { createKafkaClient, type KafkaClientSettings } from './kafkaClient.ts';
+import type { Logger } from './logger.ts';
 
-export interface KafkaProducerConfig {
-  readonly brokers: readonly string[];
+export interface KafkaProducerConfig extends KafkaClientSettings {
   readonly topic: string;
-  readonly clientId?: string;
 }
 
 export interface RecordProducer {
@@ -16,8 +17,8 @@ export interface RecordProducer {
   close(): Promise<void>;
 }
 
-export async function createKafkaProducer(config: KafkaProducerConfig): Promise<RecordProducer> {
-  const kafka = new Kafka({ clientId: config.clientId ?? 'http-log-producer', brokers: [...config.brokers], logLevel: KafkaLogLevel.ERROR });
+export async function createKafkaProducer(config: KafkaProducerConfig, log: Logger): Promise<RecordProducer> {
+  const kafka = createKafkaClient(config, log);
   const producer: Producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
   await producer.connect();
   return {

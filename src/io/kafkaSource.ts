@@ -1,7 +1,7 @@
 /**
  * Wire protocol: the Kafka protocol through kafkajs 2.2 (consumer group, Fetch,
- * OffsetCommit with metadata, ListOffsets, OffsetFetch). Tested against Apache Kafka 3.9
- * in KRaft mode.
+ * OffsetCommit with metadata, ListOffsets, OffsetFetch), on a client built by
+ * src/io/kafkaClient.ts (TLS, SASL). Tested against Apache Kafka 4.4 and 3.9 in KRaft mode.
  *
  * - One consumer in group `groupId` on `topic`. A group with no committed offsets starts
  *   at the earliest retained offset (`fromBeginning`), so a first deployment skips nothing.
@@ -18,17 +18,17 @@
  * - Drain mode reads the high-water marks at start and completes once they are reached.
  *   `stop()` completes the chunk stream at once (graceful shutdown).
  */
-import { Kafka, logLevel as KafkaLogLevel, type Admin, type Consumer, type LogEntry } from 'kafkajs';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { createKafkaClient, type KafkaClientSettings } from './kafkaClient.ts';
 import { BehaviorSubject, distinctUntilChanged, Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
 import type { OffsetChunk, PartitionOffsets, SourceMessage } from '../domain/batch.ts';
 import { PartitionProgress, shouldPause } from '../domain/partitionProgress.ts';
 
-export interface KafkaSourceConfig {
-  readonly brokers: readonly string[];
+/** The connection (brokers, client id, TLS, SASL: src/io/kafkaClient.ts) and what to consume. */
+export interface KafkaSourceConfig extends KafkaClientSettings {
   readonly topic: string;
   readonly groupId: string;
-  readonly clientId?: string;
   /** Complete once the high-water marks seen at start are consumed. */
   readonly drain?: boolean;
   /** Messages handed over but not yet committed before fetching pauses. Default 400 000. */
@@ -128,21 +128,6 @@ export function isTransientKafkaError(error: unknown): boolean {
   return false;
 }
 
-export function createKafkaClient(brokers: readonly string[], clientId: string, log: Logger): Kafka {
-  return new Kafka({
-    clientId,
-    brokers: [...brokers],
-    logLevel: KafkaLogLevel.WARN,
-    logCreator: () => (entry: LogEntry) => {
-      const { message, ...extra } = entry.log;
-      // kafkajs logs retried, transient failures (coordinator not yet elected, a broker
-      // restarting) at ERROR; what is not recovered reaches us as a rejected promise.
-      const level = entry.level <= KafkaLogLevel.WARN ? 'warn' : 'debug';
-      log[level]({ kafkajs: entry.namespace, ...extra }, message);
-    },
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-  });
-}
 
 /**
  * The part of a kafkajs consumer the source uses: the seam that lets its decisions run
@@ -364,7 +349,7 @@ class GroupSource implements KafkaSource {
 
 /** The kafkajs consumer and admin of a source. */
 function kafkaClientsFor(config: KafkaSourceConfig): KafkaSourceClients {
-  const kafka = createKafkaClient(config.brokers, config.clientId ?? 'http-log-anonymizer', config.logger);
+  const kafka = createKafkaClient(config, config.logger);
   // A short fetch long-poll: stopping (drain, shutdown) waits for the fetch in flight.
   return { consumer: kafka.consumer({ groupId: config.groupId, retry: { retries: 10 }, maxWaitTimeInMs: 500 }), admin: kafka.admin() };
 }

@@ -21,7 +21,8 @@ import { encodeRecord } from '../../src/domain/encodeRecord.ts';
 import { compress } from '../../src/encode/compress.ts';
 import { createClickHouseHttp } from '../../src/io/clickhouseHttp.ts';
 import { createDeadLetterSink } from '../../src/io/deadLetterSink.ts';
-import { createKafkaClient, createKafkaSource } from '../../src/io/kafkaSource.ts';
+import { createKafkaSource } from '../../src/io/kafkaSource.ts';
+import { createKafkaClient } from '../../src/io/kafkaClient.ts';
 import { Spool } from '../../src/io/spool.ts';
 import { ProxySlots } from '../../src/pacing/proxySlots.ts';
 import { runPipeline } from '../../src/streams/anonymizerPipeline.ts';
@@ -140,7 +141,7 @@ describe('bursts and fatal errors', () => {
     };
     const unhandled: unknown[] = [];
     rxjsConfig.onUnhandledError = (error) => unhandled.push(error);
-    const kafka = createKafkaClient([stack.brokers], 'throwing-callback-dlq', logger);
+    const kafka = createKafkaClient({ brokers: [stack.brokers], clientId: 'throwing-callback-dlq' }, logger);
     const spool = await Spool.open({ dir: s.spoolDir, topic: s.topic, logger });
     const source = createKafkaSource({ brokers: [stack.brokers], topic: s.topic, groupId: `faults-${s.name}`, drain: true, maxOutstanding: 200_000, logger });
     const deadLetters = await createDeadLetterSink(kafka, { topic: s.dlq, sourceTopic: s.topic });
