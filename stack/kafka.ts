@@ -190,6 +190,45 @@ function formatStorage(dir: string, classpath: string, jvmLog: string[], propsFi
   writeFileSync(scramStamp(dir), sec ? `${sec.tls.username}\n` : '');
 }
 
+/**
+ * Ready means: this JVM holds its ports (another broker on the port would answer the same
+ * questions), the broker answers metadata, and the topics exist (creating them needs the
+ * controller, which is the slower half of startup).
+ */
+async function waitBrokerReady(opts: {
+  pid: number; brokers: string; ports: number[]; topics: Array<{ name: string; partitions: number }>; logFile: string;
+}): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'stack',
+    brokers: [opts.brokers],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 1_000,
+    requestTimeout: 5_000,
+    retry: { retries: 0 },
+  });
+  const { topics } = opts;
+  await waitReady({
+    name: KAFKA_NAME, pid: opts.pid, logFile: opts.logFile, timeoutMs: STARTUP_TIMEOUT_MS,
+    intervalMs: 500,
+    ready: async () => {
+      if (!listensOn(opts.pid, opts.ports)) return false;
+      const admin = kafka.admin();
+      try {
+        await admin.connect();
+        const existing = new Set(await admin.listTopics());
+        const missing = topics.filter((t) => !existing.has(t.name));
+        if (missing.length > 0) {
+          await createTopicsAndWait(admin, missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })));
+        }
+        const now = new Set(await admin.listTopics());
+        return topics.every((t) => now.has(t.name));
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+    },
+  });
+}
+
 /** Start the broker (formatting its storage on first use) and create missing topics. */
 export async function startKafka(opts: StartKafkaOptions): Promise<KafkaHandle> {
   const dir = resolve(opts.dir);
@@ -228,39 +267,8 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaHandle> 
   const handle = makeHandle(KAFKA_NAME, pid, logFile, dir);
   const ports = [opts.port, opts.controllerPort, ...(sec ? [sec.saslSslPort, sec.sslPort] : [])];
 
-  const kafka = new Kafka({
-    clientId: 'stack',
-    brokers: [brokers],
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 1_000,
-    requestTimeout: 5_000,
-    retry: { retries: 0 },
-  });
-  const topics = opts.topics ?? DEFAULT_TOPICS;
   try {
-    // Ready means: this JVM holds its ports (another broker on the port would answer the
-    // same questions), the broker answers metadata, and the topics exist (creating them
-    // needs the controller, which is the slower half of startup).
-    await waitReady({
-      name: KAFKA_NAME, pid, logFile: `${logFile} / ${serverLog}`, timeoutMs: STARTUP_TIMEOUT_MS,
-      intervalMs: 500,
-      ready: async () => {
-        if (!listensOn(pid, ports)) return false;
-        const admin = kafka.admin();
-        try {
-          await admin.connect();
-          const existing = new Set(await admin.listTopics());
-          const missing = topics.filter((t) => !existing.has(t.name));
-          if (missing.length > 0) {
-            await createTopicsAndWait(admin, missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })));
-          }
-          const now = new Set(await admin.listTopics());
-          return topics.every((t) => now.has(t.name));
-        } finally {
-          await admin.disconnect().catch(() => {});
-        }
-      },
-    });
+    await waitBrokerReady({ pid, brokers, ports, topics: opts.topics ?? DEFAULT_TOPICS, logFile: `${logFile} / ${serverLog}` });
   } catch (err) {
     await handle.stop();
     throw err;
