@@ -81,6 +81,8 @@ const SETTINGS = {
   // 16.67, so it really passes one request per 62.5 s. 3 s covers that and the transfer.
   PROXY_MARGIN_MS: { schema: integer(0, 600_000), default: '3000', form: 'milliseconds, an integer from 0 to 600000' },
   PROXY_MAX_BODY_BYTES: { schema: integer(1024, 1 << 30), default: '1048576', form: 'bytes, an integer from 1024 to 1073741824' },
+  // nginx's budget is per client address: the instances on one host share one slot per interval.
+  PROXY_SLOT_DIR: { schema: z.string(), default: '', form: 'a directory shared by the instances on one host (one client address), or empty for none' },
   SPOOL_DIR: { schema: z.string().min(1), default: './var/spool', form: 'a directory path (one per instance)' },
   SPOOL_MAX_BYTES: { schema: integer(1 << 20, Number.MAX_SAFE_INTEGER), default: String(2 * 1024 ** 3), form: 'bytes, an integer ≥ 1048576' },
   INSERT_CODEC: { schema: z.enum(CODECS as [Codec, ...Codec[]]), default: 'br', form: `one of ${CODECS.join(', ')}` },
@@ -116,6 +118,8 @@ export interface AppConfig {
   readonly proxyMinIntervalMs: number;
   readonly proxyMarginMs: number;
   readonly proxyMaxBodyBytes: number;
+  /** PROXY_SLOT_DIR: the slot ledger shared with the other instances on this address; '' for none. */
+  readonly proxySlotDir: string;
   readonly spoolDir: string;
   readonly spoolMaxBytes: number;
   readonly insertCodec: Codec;
@@ -209,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Readonly<Record<string
     proxyMinIntervalMs: read('PROXY_MIN_INTERVAL_MS'),
     proxyMarginMs: read('PROXY_MARGIN_MS'),
     proxyMaxBodyBytes: read('PROXY_MAX_BODY_BYTES'),
+    proxySlotDir: read('PROXY_SLOT_DIR'),
     spoolDir: read('SPOOL_DIR'),
     spoolMaxBytes: read('SPOOL_MAX_BYTES'),
     insertCodec,

@@ -343,3 +343,18 @@ export class PeerUnreachableError extends AnonymizerError {
     this.reason = reason;
   }
 }
+
+/**
+ * The slot directory (PROXY_SLOT_DIR) could not be read or written (a full disk, a directory
+ * removed or unwritable). Not an insert failure and never fatal: that request is paced on the
+ * instance's own clock, as without the directory, and the next one tries the directory again.
+ */
+export class SlotDirError extends AnonymizerError {
+  readonly dir: string;
+  readonly errno: string;
+  constructor(dir: string, errno: string, options?: AnonymizerErrorOptions) {
+    super(`the slot directory ${dir} could not be used (${errno}): this request is paced on its own`, 'ANON_SLOT_DIR', true, 'sending', options);
+    this.dir = dir;
+    this.errno = errno;
+  }
+}

@@ -30,7 +30,9 @@ export { MAX_DATETIME_SECONDS, toStoredRowJson } from './domain/httpLogRow.ts';
 export { decodeRecord } from './domain/decodeRecord.ts';
 export { encodeRecord, type SourceRecord } from './domain/encodeRecord.ts';
 export { anonymizeAddress, type AddressKind, type AnonymizedAddress } from './domain/anonymizeAddress.ts';
-export { ProxySlots, type ProxySlotsConfig, type SlotState } from './pacing/proxySlots.ts';
+export { ProxySlots, type ProxySlotsConfig, type SharedSlotsConfig, type SlotState } from './pacing/proxySlots.ts';
+export { decideSharedSlot, slotDelay, type SlotClaim, type SlotLedger } from './pacing/sharedSlot.ts';
+export { openSlotDir } from './io/slotDir.ts';
 
 // The insert body: ClickHouse Native, compressed as an HTTP Content-Encoding.
 export { decodeInsertBody, encodeInsertBody, INSERT_FORMAT, insertRowSize } from './encode/insertBody.ts';

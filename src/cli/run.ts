@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { access, constants, rename, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { collectDefaultMetrics, Gauge, Registry, type Counter } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { BehaviorSubject, config as rxjsConfig } from 'rxjs';
-import { AnonymizerError, PeerUnreachableError } from '../errors.ts';
-import { ProxySlots } from '../pacing/proxySlots.ts';
+import { AnonymizerError, ConfigError, PeerUnreachableError, SlotDirError } from '../errors.ts';
+import { ProxySlots, type SharedSlotsConfig } from '../pacing/proxySlots.ts';
+import { openSlotDir } from '../io/slotDir.ts';
 import { compress } from '../encode/compress.ts';
 import { SETTING_NAMES, type AppConfig } from '../config.ts';
 import { checkClickHouseTls, createClickHouseHttp, type ClickHouseClient } from '../io/clickhouseHttp.ts';
@@ -152,7 +154,7 @@ interface RunClients {
 
 async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Promise<void> {
   const { logger, metrics } = start;
-  const clients = await openClients(config, drain, logger, start.opened);
+  const clients = await openClients(config, drain, logger, start.opened, start.registry);
   registerGauges(start.registry, clients);
   start.setReadiness(readinessOf(config, clients));
   const started = Date.now();
@@ -201,7 +203,8 @@ async function runOpened(config: AppConfig, drain: boolean, start: RunStart): Pr
 }
 
 /** Opens the spool and the clients, each registered to be closed again. */
-async function openClients(config: AppConfig, drain: boolean, logger: Logger, opened: Array<() => Promise<unknown>>): Promise<RunClients> {
+async function openClients(config: AppConfig, drain: boolean, logger: Logger, opened: Array<() => Promise<unknown>>, registry: Registry): Promise<RunClients> {
+  const shared = sharedSlotsOf(config, logger, registry);
   const spool = await openSpool(config, logger);
   opened.push(() => spool.close());
   const source = createKafkaSource({
@@ -218,10 +221,38 @@ async function openClients(config: AppConfig, drain: boolean, logger: Logger, op
   opened.push(() => deadLetters.close());
   const clickhouse = createClickHouseHttp(config.clickhouse);
   opened.push(() => clickhouse.close());
-  const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs });
+  const slots = new ProxySlots({ minIntervalMs: config.proxyMinIntervalMs, marginMs: config.proxyMarginMs, ...(shared ? { shared } : {}) });
   // The latest delivery state (ok | blocked), fed by the delivery chain, read by /readyz.
   const deliveryState$ = new BehaviorSubject<DeliveryState>(DELIVERY_OK);
   return { spool, source, deadLetters, clickhouse, slots, deliveryState$ };
+}
+
+/**
+ * PROXY_SLOT_DIR: the slot ledger shared with the other instances on this address. A
+ * directory that cannot be made at start is a configuration error; one that fails later is
+ * counted and logged, and that request is paced on its own (never fatal).
+ */
+function sharedSlotsOf(config: AppConfig, logger: Logger, registry: Registry): SharedSlotsConfig | undefined {
+  const dir = config.proxySlotDir;
+  if (dir === '') return undefined;
+  let ledger;
+  try {
+    ledger = openSlotDir(dir);
+  } catch (error) {
+    throw new ConfigError('PROXY_SLOT_DIR', `PROXY_SLOT_DIR: cannot create the directory ${dir} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  const errors = new Counter({ name: 'anonymizer_slot_dir_errors_total', help: 'Times the slot directory (PROXY_SLOT_DIR) could not be read or written; that request was paced on its own', registers: [registry] });
+  const log = logger.child({ component: 'proxySlots' });
+  return {
+    ledger,
+    // Unique per process; a file-name-safe id, with no address in it.
+    owner: `${process.pid}-${randomBytes(4).toString('hex')}`,
+    onError: (error) => {
+      errors.inc();
+      const failure = new SlotDirError(dir, (error as NodeJS.ErrnoException).code ?? 'unknown', { cause: error });
+      log.warn({ code: failure.code, errno: failure.errno, err: (error as Error).message }, failure.message);
+    },
+  };
 }
 
 /** The gauges read from the clients at each scrape. */

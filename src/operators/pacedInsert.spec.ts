@@ -3,7 +3,8 @@ import type { RunHelpers } from 'rxjs/testing';
 import type { SealedBatch } from '../domain/batch.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
 import { BodyTooLargeError, ClickHouseError, NetworkError, ProxyRateLimitedError } from '../errors.ts';
-import { Subject } from 'rxjs';
+import { concatMap, from, Subject } from 'rxjs';
+import type { SlotClaim, SlotLedger } from '../pacing/sharedSlot.ts';
 import { DELIVERY_OK, deliveryState } from './deliveryState.ts';
 import { pacedInsert, type InsertAttempt, type InsertOutcome } from './pacedInsert.ts';
 import { newTestScheduler, sealed } from './testing.ts';
@@ -215,5 +216,120 @@ describe('pacedInsert', () => {
       expectObservable(source.pipe(pacedInsert({ send: proxy.send, slots })), '^----!').toBe('-a----', { a: stored(a) });
       expectSubscriptions(source.subscriptions).toBe('^----!');
     });
+  });
+});
+
+/** A small seeded PRNG: the same draws on every run. */
+function lcg(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => (state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0) / 2 ** 32;
+}
+
+/** The slot ledger of src/io/slotDir.ts, in memory: each number claimed once. */
+function memoryLedger(initial: SlotClaim[] = [], fail?: () => Error) {
+  const claims = [...initial];
+  const ledger: SlotLedger = {
+    latest: () => {
+      if (fail) throw fail();
+      return claims.at(-1);
+    },
+    claim: (seq, at, owner) => {
+      if (claims.some((claim) => claim.seq === seq)) return false;
+      claims.push({ seq, at, owner });
+      return true;
+    },
+  };
+  return { ledger, claims };
+}
+
+describe('pacedInsert with a slot ledger shared by instances on one address', () => {
+  const batches = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => sealed(`${prefix}${i}`, 1, [[0, i + 1]]));
+
+  it('two instances take turns, one slot per interval between them, never two requests closer than the interval', () => {
+    const scheduler = newTestScheduler();
+    const { ledger, claims } = memoryLedger();
+    scheduler.run(({ cold, expectObservable }) => {
+      // No jitter: the order is the timers', deterministic. A claims at 0; B waits for A's claim
+      // (10) and takes the slot at 10; A's own pace ends at 10 too, sees B's claim, waits to 20.
+      const instance = (owner: string) => {
+        const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler, shared: { ledger, owner, jitterMs: 0 } });
+        return pacedInsert({ send: scripted(cold as Cold, []).send, slots });
+      };
+      const [a0, a1, a2] = batches('a', 3) as [SealedBatch, SealedBatch, SealedBatch];
+      const [b0, b1, b2] = batches('b', 3) as [SealedBatch, SealedBatch, SealedBatch];
+      expectObservable(cold('(abc|)', { a: a0, b: a1, c: a2 }).pipe(instance('A'))).toBe('-a-------------------b-------------------(c|)', { a: stored(a0), b: stored(a1), c: stored(a2) });
+      expectObservable(cold('(abc|)', { a: b0, b: b1, c: b2 }).pipe(instance('B'))).toBe('-----------a-------------------b-------------------(c|)', { a: stored(b0), b: stored(b1), c: stored(b2) });
+    });
+    expect(claims.map((claim) => [claim.seq, claim.at, claim.owner])).toEqual([
+      [1, 0, 'A'], [2, 10, 'B'], [3, 20, 'A'], [4, 30, 'B'], [5, 40, 'A'], [6, 50, 'B'],
+    ]);
+  });
+
+  it('three instances with seeded jitter: requests never closer than the period, each gets a fair share, none starves', () => {
+    const scheduler = newTestScheduler();
+    const { ledger, claims } = memoryLedger();
+    const random = lcg(42);
+    scheduler.run(({ cold }) => {
+      for (const owner of ['A', 'B', 'C']) {
+        const slots = new ProxySlots({ minIntervalMs: 100, marginMs: 10, scheduler, shared: { ledger, owner, jitterMs: 20, random } });
+        cold('(a|)', { a: batches(owner, 30) }).pipe(concatMap((list) => from(list)), pacedInsert({ send: scripted(cold as Cold, []).send, slots })).subscribe();
+      }
+    });
+    expect(claims).toHaveLength(90);
+    const gaps = claims.slice(1).map((claim, i) => claim.at - claims[i]!.at);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(110);
+    // The period plus the winner's delay: on average below the jitter's half (the least of three draws).
+    expect((claims.at(-1)!.at - claims[0]!.at) / 89).toBeLessThan(110 + 10);
+    // Fair: of the first 60 slots (all three had batches then) none went twice in a row to
+    // one instance (the last winner yields), each got 20 ± 4, and none waited more than 8
+    // slots for one (with the last winner out, a waiting instance loses a slot with chance ½).
+    const firstSixty = claims.slice(0, 60);
+    expect(firstSixty.filter((claim, i) => i > 0 && claim.owner === firstSixty[i - 1]!.owner)).toEqual([]);
+    for (const owner of ['A', 'B', 'C']) {
+      expect(Math.abs(firstSixty.filter((claim) => claim.owner === owner).length - 20)).toBeLessThanOrEqual(4);
+      const mine = firstSixty.map((claim, i) => (claim.owner === owner ? i : -1)).filter((i) => i >= 0);
+      expect(Math.max(...mine.slice(1).map((i, k) => i - mine[k]!))).toBeLessThanOrEqual(8);
+    }
+  });
+
+  it('a claim left by an instance killed before its request costs one slot, not a stall', () => {
+    const scheduler = newTestScheduler();
+    const { ledger } = memoryLedger([{ seq: 4, at: 0, owner: 'killed' }]);
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler, shared: { ledger, owner: 'A', jitterMs: 0 } });
+      expectObservable(cold('a|', { a }).pipe(pacedInsert({ send: scripted(cold as Cold, []).send, slots }))).toBe('-----------(a|)', { a: stored(a) });
+    });
+  });
+
+  it('a claim from the future (the clock went back an hour) costs one period, not an hour', () => {
+    const scheduler = newTestScheduler();
+    const { ledger } = memoryLedger([{ seq: 9, at: 3_600_000, owner: 'B' }]);
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler, shared: { ledger, owner: 'A', jitterMs: 0 } });
+      expectObservable(cold('a|', { a }).pipe(pacedInsert({ send: scripted(cold as Cold, []).send, slots }))).toBe('-----------(a|)', { a: stored(a) });
+    });
+  });
+
+  it('a ledger that cannot be used (a full disk) is reported, and each request is paced on its own', () => {
+    const scheduler = newTestScheduler();
+    const errors: string[] = [];
+    const { ledger } = memoryLedger([], () => Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, scheduler, shared: { ledger, owner: 'A', onError: (error) => errors.push((error as NodeJS.ErrnoException).code!) } });
+      expectObservable(cold('(abc|)', { a, b, c }).pipe(pacedInsert({ send: scripted(cold as Cold, []).send, slots }))).toBe('-a---------b---------(c|)', { a: stored(a), b: stored(b), c: stored(c) });
+    });
+    expect(errors).toEqual(['ENOSPC', 'ENOSPC', 'ENOSPC']);
+  });
+
+  it('a 503 after a claim (a process outside the ledger took the slot) waits for the slot after it, then goes', () => {
+    const scheduler = newTestScheduler();
+    const { ledger, claims } = memoryLedger();
+    scheduler.run(({ cold, expectObservable }) => {
+      const slots = new ProxySlots({ minIntervalMs: 10, marginMs: 0, probeMs: 3, scheduler, shared: { ledger, owner: 'A', jitterMs: 0 } });
+      const proxy = scripted(cold as Cold, [['-#', new ProxyRateLimitedError()], '-|']);
+      // Claimed at 0, refused at 1; the ledger's next slot is at 10: claimed and stored at 11.
+      expectObservable(cold('a|', { a }).pipe(pacedInsert({ send: proxy.send, slots }))).toBe('-----------(a|)', { a: stored(a) });
+    });
+    expect(claims.map((claim) => claim.at)).toEqual([0, 10]);
   });
 });

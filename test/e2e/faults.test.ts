@@ -1,7 +1,7 @@
 /**
  * Fault tests on the real stack (Kafka, the ClickHouse engine, nginx): each produces N
  * records with a unique URL each, injects one kind of failure, ends with a clean
- * `run --drain`, and then checks by querying ClickHouse directly that exactly N distinct
+ * `run --drain` (or, with three instances, lets the group finish the work), and then checks by querying ClickHouse directly that exactly N distinct
  * rows exist, once each, and that the per-minute totals sum to N. Every run is bounded
  * in time, and every process a test starts is stopped by PID.
  */
@@ -16,7 +16,7 @@ import { decodeNative } from '../../src/encode/nativeFormat.ts';
 import { parseBatchFile } from '../../src/io/spool.ts';
 import { capnpEncode, capnpText } from '../support/capnpEncode.ts';
 import { freePort } from '../../stack/index.ts';
-import { chQuery, readAccessLog, runCli, startCli, startE2EStack, type E2EStack, type Proxy } from '../support/e2eStack.ts';
+import { chQuery, offsetsOf, readAccessLog, runCli, startCli, startE2EStack, type E2EStack, type Proxy } from '../support/e2eStack.ts';
 import { startFaultProxy } from '../support/faultProxy.ts';
 import { metricValue, readMetricsFile, scrapeMetrics } from '../support/metrics.ts';
 import { expectNoRawAddress, INTERVAL_MS, lcg, produceArgs, records, scenarioHelpers, sleep } from '../support/scenario.ts';
@@ -310,41 +310,63 @@ describe('faults', () => {
     await expectExactlyOnce(s, records(29, n));
   });
 
-  it('two instances in one group, one killed mid-run: everything stored once', async () => {
-    const s = await scenario('two_instances');
+  it('three instances in one group on three partitions, one killed -9 mid-run and restarted: exactly N stored, offsets at the high-water marks', async () => {
+    const s = await scenario('three_instances');
     const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '32k' });
-    const n = 9_000;
-    const spoolA = join(stack.dir, 'spool-two-a');
-    const spoolB = join(stack.dir, 'spool-two-b');
-    const portA = await freePort();
-    const a = startCli(['run'], s.env(proxy.url, { SPOOL_DIR: spoolA, METRICS_PORT: String(portA), METRICS_HOST: '127.0.0.1' }));
-    const b = startCli(['run'], s.env(proxy.url, { SPOOL_DIR: spoolB }));
+    const n = 12_000;
+    const group = `faults-${s.name}`;
+    // Each instance has its own spool and metrics port; all three share one address, so one proxy budget.
+    const instances = await Promise.all(['a', 'b', 'c'].map(async (name) => ({ name, spoolDir: join(stack.dir, `spool-three-${name}`), port: await freePort() })));
+    const start = (instance: (typeof instances)[number]) =>
+      startCli(['run'], s.env(proxy.url, { SPOOL_DIR: instance.spoolDir, METRICS_PORT: String(instance.port), METRICS_HOST: '127.0.0.1' }));
+    const runs = instances.map(start);
+    const outputs: string[] = [];
     const until = async (what: string, condition: () => Promise<boolean>, ms = 60_000): Promise<void> => {
       for (const end = Date.now() + ms; !(await condition()); await sleep(250)) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${a.output().slice(-2000)}\n${b.output().slice(-2000)}`);
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${runs.map((run) => run.output().slice(-1500)).join('\n')}`);
       }
     };
-    // Both members hold partitions: the group has settled with the work split between them (asked of the broker).
-    await until('both instances to share the partitions', async () => {
-      const shares = await groupAssignment(`faults-${s.name}`, s.topic);
-      return shares.length === 2 && shares.every((partitions) => partitions.length > 0) && shares.flat().length === 3;
-    });
-    const producer = startCli(produceArgs(30, n, 1_500), { KAFKA_BROKERS: stack.brokers, KAFKA_TOPIC: s.topic });
-    // A takes part (stores a batch), then dies mid-run while records still stream in.
-    await until('instance A to store a batch', async () => metricValue(await scrapeMetrics(portA).catch(() => []), 'anonymizer_rows_stored_total') > 0);
-    a.kill('SIGKILL');
-    expect(await a.exited).toBe('SIGKILL');
-    expect(await producer.exited).toBe(0);
-    await sleep(2_000);
-    b.kill('SIGTERM');
-    expect(await Promise.race([b.exited, sleep(15_000).then(() => 'timeout')])).toBe(0);
-    // A restarts on its own spool and drains; then B sends what it still holds.
-    const drainA = await runCli(['run', '--drain'], s.env(proxy.url, { SPOOL_DIR: spoolA }), 120_000);
-    expect(drainA.status, drainA.stderr.slice(-3000)).toBe(0);
-    const drainB = await runCli(['run', '--drain'], s.env(proxy.url, { SPOOL_DIR: spoolB }), 120_000);
-    expect(drainB.status, drainB.stderr.slice(-3000)).toBe(0);
+    const storedBy = async (port: number) => metricValue(await scrapeMetrics(port).catch(() => []), 'anonymizer_rows_stored_total');
+    try {
+      // The group has settled with one partition per member (asked of the broker).
+      await until('the three instances to hold one partition each', async () => {
+        const shares = await groupAssignment(group, s.topic);
+        return shares.length === 3 && shares.every((partitions) => partitions.length === 1);
+      });
+      // 12,000 records over ~20 s: the crash lands while they still stream in.
+      const producer = startCli(produceArgs(30, n, 600), { KAFKA_BROKERS: stack.brokers, KAFKA_TOPIC: s.topic });
+      const victim = 1;
+      await until('the victim to store a batch', async () => (await storedBy(instances[victim]!.port)) > 0);
+      runs[victim]!.kill('SIGKILL');
+      expect(await runs[victim]!.exited).toBe('SIGKILL');
+      // Records were still coming when it died (else the crash proved nothing about a live stream).
+      const producing = await Promise.race([producer.exited.then(() => false), sleep(0).then(() => true)]);
+      expect(producing).toBe(true);
+      outputs.push(runs[victim]!.output());
+      // Restarted on its own spool: it sends what it left there, and takes its share again.
+      runs[victim] = start(instances[victim]!);
+      expect(await producer.exited).toBe(0);
+      // Every record stored, by the three of them together: no drain, the group itself finishes the work.
+      await until('all records to be stored', async () => Number((await chQuery(stack, 'SELECT count() FROM http_log FORMAT TSV', s.database)).trim()) >= n, 75_000);
+      // Everyone took part: each instance stored rows of its own.
+      for (const instance of instances) expect(await storedBy(instance.port), instance.name).toBeGreaterThan(0);
+    } finally {
+      for (const run of runs) run.kill('SIGTERM');
+      const exits = await Promise.all(runs.map((run) => Promise.race([run.exited, sleep(15_000).then(() => 'timeout')])));
+      for (const run of runs) run.kill('SIGKILL');
+      outputs.push(...runs.map((run) => run.output()));
+      expect(exits).toEqual([0, 0, 0]);
+    }
     const expected = records(30, n);
     await expectExactlyOnce(s, expected);
-    expectNoRawAddress(a.output() + b.output() + drainA.stderr + drainB.stderr, expected);
-  });
+    // Committed to the high-water mark on every partition, and every spool empty.
+    const offsets = await offsetsOf(stack, group, s.topic);
+    expect([...offsets.values()].map(([committed, high]) => committed - high)).toEqual([0, 0, 0]);
+    expect([...offsets.values()].reduce((sum, [, high]) => sum + high, 0)).toBe(n);
+    for (const instance of instances) {
+      const list = await runCli(['spool', 'list', '--json'], { SPOOL_DIR: instance.spoolDir });
+      expect(list.stdout.trim(), instance.name).toBe('');
+    }
+    expectNoRawAddress(outputs.join(''), expected);
+  }, 150_000);
 });
