@@ -4,7 +4,7 @@
 # Non-interactive; run as root, or as a user with sudo.
 #   - nginx, capnp, kcat: Debian packages nginx, capnproto, kcat
 #   - docker-compose: Debian package docker-compose, to validate docker-compose.yml offline
-#   - Kafka broker jars in .tools/kafka/libs, from Maven Central via etc/kafka/pom.xml
+#   - Kafka broker jars in .tools/kafka/<version>/libs, from Maven Central via etc/kafka/pom.xml
 # Java 17+ and Maven are prerequisites, not installed here.
 set -euo pipefail
 
@@ -44,14 +44,33 @@ if ! have docker-compose; then
   echo "installed docker-compose (apt)"
 fi
 
-if ! compgen -G ".tools/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
+# Kafka broker jars, one directory per version (.tools/kafka/<version>/libs), so that a
+# change of the pinned version in etc/kafka/pom.xml installs the new jars instead of
+# keeping whatever an older checkout left. Both the pinned version and the compatibility
+# one (kafka.compat.version) are installed, so that CI's 3.9 check needs no extra step;
+# KAFKA_VERSION, when set, adds its version. A version counts as present when its
+# kafka_2.13-<version>.jar is there; maven writes into a temp dir that is renamed at the
+# end, so an interrupted install is never taken for a complete one.
+pom_prop() { sed -n "s:.*<$1>\(.*\)</$1>.*:\1:p" etc/kafka/pom.xml; }
+kafka_versions=("$(pom_prop kafka.version)" "$(pom_prop kafka.compat.version)")
+[ -n "${KAFKA_VERSION:-}" ] && kafka_versions+=("$KAFKA_VERSION")
+for v in "${kafka_versions[@]}"; do
+  [[ "$v" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad Kafka version '$v' (KAFKA_VERSION or etc/kafka/pom.xml)"
+  dest=".tools/kafka/$v/libs"
+  [ -f "$dest/kafka_2.13-$v.jar" ] && continue
   command -v java >/dev/null 2>&1 || die "java not found: install a JDK 17+ (e.g. apt-get install -y openjdk-17-jre-headless)"
   command -v mvn >/dev/null 2>&1 || die "mvn not found: install Maven (e.g. apt-get install -y maven)"
+  tmp="$dest.partial"
+  rm -rf "$tmp" "$dest"
   # Maven prints colour codes even with -q; keep its output for the failure case only.
-  if ! mvn_out=$(mvn -B -q -Dstyle.color=never -f etc/kafka/pom.xml dependency:copy-dependencies \
-      -DoutputDirectory="$PWD/.tools/kafka/libs" -DincludeScope=runtime 2>&1); then
+  if ! mvn_out=$(mvn -B -q -Dstyle.color=never -f etc/kafka/pom.xml -Dkafka.version="$v" \
+      dependency:copy-dependencies -DoutputDirectory="$PWD/$tmp" -DincludeScope=runtime 2>&1); then
     echo "$mvn_out" >&2
-    die "mvn dependency:copy-dependencies failed (see above)"
+    die "mvn dependency:copy-dependencies failed for Kafka $v (see above)"
   fi
-  echo "installed Kafka jars in .tools/kafka/libs (maven)"
-fi
+  [ -f "$tmp/kafka_2.13-$v.jar" ] || die "maven did not deliver kafka_2.13-$v.jar"
+  mv "$tmp" "$dest"
+  echo "installed Kafka $v jars in $dest (maven)"
+done
+# The layout before per-version directories: jars of an unknown version, never read again.
+rm -rf .tools/kafka/libs

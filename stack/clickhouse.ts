@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  REPO_ROOT, assertNotRunning, makeHandle, spawnDetached, waitReady, writeServiceFiles,
+  REPO_ROOT, assertNotRunning, listensOn, makeHandle, spawnDetached, waitReady, writeServiceFiles,
 } from './service.ts';
 import type { ServiceHandle } from './service.ts';
 
@@ -49,6 +49,7 @@ export async function startClickHouse(
     await waitReady({
       name: CLICKHOUSE_NAME, pid, logFile, timeoutMs: STARTUP_TIMEOUT_MS,
       ready: async () => {
+        if (!listensOn(pid, [opts.port])) return false;
         const res = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(1_000) });
         return res.ok && (await res.text()) === 'Ok.\n';
       },

@@ -14,10 +14,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { GenericContainer, getContainerRuntimeClient, TestContainers, Wait, type StartedTestContainer } from 'testcontainers';
+import { kafkaVersion } from './kafka.ts';
 import { NGINX_TEMPLATE, renderTemplate } from './proxy.ts';
 
-// The images of docker-compose.yml, so both "with Docker" setups run the same versions.
-export const KAFKA_IMAGE = 'apache/kafka:3.9.1';
+// The images of docker-compose.yml, so both "with Docker" setups run the same versions;
+// Kafka's follows KAFKA_VERSION like the local stack's jars (default: the pinned one).
+export const KAFKA_IMAGE = `apache/kafka:${kafkaVersion()}`;
 export const CLICKHOUSE_IMAGE = 'clickhouse/clickhouse-server:26.7';
 export const NGINX_IMAGE = 'nginx:1.28.0-alpine';
 

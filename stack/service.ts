@@ -4,7 +4,7 @@
 // right after `up`) and the vitest suites (which keep handles) manage them the same way.
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -228,6 +228,50 @@ export function portAccepts(port: number, host = '127.0.0.1', timeoutMs = 1000):
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
+}
+
+/**
+ * Whether process `pid` holds the listening socket of 127.0.0.1:`port` (or of a wildcard
+ * address), read from /proc/net/tcp{,6} and /proc/<pid>/fd. Something else on the port
+ * answers a readiness probe too, so a probe alone would call a service that lost the
+ * port (EADDRINUSE) "up". Undefined when /proc cannot tell (not Linux).
+ */
+export function portOwnedBy(pid: number, port: number): boolean | undefined {
+  const inodes = new Set<string>();
+  try {
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      if (!existsSync(table)) continue;
+      for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        // local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the inode.
+        if (fields.length > 9 && fields[3] === '0A' && Number.parseInt(fields[1]!.split(':')[1]!, 16) === port) {
+          inodes.add(fields[9]!);
+        }
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    // The process is gone (or not ours to look into): gone means not owned.
+    return isAlive(pid) ? undefined : false;
+  }
+  return fds.some((fd) => {
+    try {
+      return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** True when `pid` listens on every one of `ports` (true where /proc cannot tell). */
+export function listensOn(pid: number, ports: readonly number[]): boolean {
+  return ports.every((port) => portOwnedBy(pid, port) !== false);
 }
 
 /** A currently free TCP port on 127.0.0.1 (for tests; racy by nature, but briefly). */

@@ -1,6 +1,6 @@
 // Apache ZooKeeper, standalone, on the JVM: the coordination service a ReplicatedMergeTree
 // needs. Its server jar (org.apache.zookeeper:zookeeper 3.8.4) comes with the Kafka 3.9
-// broker's runtime classpath, which scripts/ensure-tools.sh installs in .tools/kafka/libs
+// broker's runtime classpath of Kafka 3.9.1, which scripts/ensure-tools.sh installs in .tools/kafka/3.9.1/libs
 // (etc/kafka/pom.xml says what to do on Kafka 4, which drops it). Used by test/schema/clusterDdl.test.ts to see how far chdb's engine
 // gets with replicated tables (docs/schema.md, "What was tested").
 //
@@ -9,7 +9,10 @@
 
 import { readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DEFAULT_KAFKA_LIBS } from './kafka.ts';
+import { COMPAT_KAFKA_VERSION, kafkaLibsDir } from './kafka.ts';
+
+/** Kafka 3.9's classpath holds ZooKeeper's server; Kafka 4's does not. */
+const ZOOKEEPER_LIBS = kafkaLibsDir(COMPAT_KAFKA_VERSION);
 import { makeHandle, portAccepts, spawnDetached, waitReady, writeServiceFiles } from './service.ts';
 import type { ServiceHandle } from './service.ts';
 
@@ -17,7 +20,7 @@ export const ZOOKEEPER_NAME = 'zookeeper';
 const STARTUP_TIMEOUT_MS = 60_000;
 
 /** The ZooKeeper server jar in `libs`, or undefined. */
-export function zooKeeperJar(libs: string = DEFAULT_KAFKA_LIBS): string | undefined {
+export function zooKeeperJar(libs: string = ZOOKEEPER_LIBS): string | undefined {
   try {
     return readdirSync(libs).find((name) => /^zookeeper-\d[\d.]*\.jar$/.test(name));
   } catch {
@@ -26,7 +29,7 @@ export function zooKeeperJar(libs: string = DEFAULT_KAFKA_LIBS): string | undefi
 }
 
 export async function startZooKeeper(opts: { dir: string; port: number; libs?: string }): Promise<ServiceHandle & { connect: string }> {
-  const libs = opts.libs ?? DEFAULT_KAFKA_LIBS;
+  const libs = opts.libs ?? ZOOKEEPER_LIBS;
   if (zooKeeperJar(libs) === undefined) throw new Error(`ZooKeeper's jar is missing in ${libs}; run: bash scripts/ensure-tools.sh`);
   const dir = resolve(opts.dir);
   mkdirSync(join(dir, 'data'), { recursive: true });

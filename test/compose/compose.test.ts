@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { query as chdbQuery } from 'chdb';
 import { describe, expect, it } from 'vitest';
 import { CLICKHOUSE_PLUGIN_VERSION } from '../grafana/buildDashboard.ts';
+import { PINNED_KAFKA_VERSION } from '../../stack/kafka.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const COMPOSE_FILE = resolve(ROOT, 'docker-compose.yml');
@@ -219,8 +220,9 @@ describe('docker-compose.yml', () => {
     expect(template?.target).toBe('/etc/nginx/templates/nginx.conf.template');
   });
 
-  it('runs Kafka 3.x in KRaft mode with the reference retention, and creates http_log with 3 partitions', () => {
-    expect(service('kafka').image).toMatch(/^apache\/kafka:3\./);
+  it('runs the pinned Kafka (etc/kafka/pom.xml) in KRaft mode with the reference retention, and creates http_log with 3 partitions', () => {
+    expect(service('kafka').image).toBe(`apache/kafka:${PINNED_KAFKA_VERSION}`);
+    expect(service('kafka-init').image).toBe(`apache/kafka:${PINNED_KAFKA_VERSION}`);
     const env = environment('kafka');
     expect(env.KAFKA_PROCESS_ROLES).toBe('broker,controller');
     expect(env.KAFKA_LOG_RETENTION_MS).toBe('60000');

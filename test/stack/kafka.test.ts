@@ -2,19 +2,19 @@
 // their partition counts, carries a message, restarts on its existing storage, and
 // stops without leaving the JVM behind.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { freePort, isAlive, isRunning, pidFileOf, startKafka } from '../../stack/index.ts';
+import { PINNED_KAFKA_VERSION, freePort, isAlive, isRunning, pidFileOf, startKafka } from '../../stack/index.ts';
 import type { ServiceHandle } from '../../stack/index.ts';
 
 describe('kafka (KRaft on the JVM)', () => {
   let dir: string;
   let port: number;
   let controllerPort: number;
-  let kafka: ServiceHandle & { brokers: string };
+  let kafka: ServiceHandle & { brokers: string; version: string };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'stack-kafka-'));
@@ -27,6 +27,12 @@ describe('kafka (KRaft on the JVM)', () => {
     await kafka?.stop();
     rmSync(dir, { recursive: true, force: true });
   }, 30_000);
+
+  it('runs the pinned version, and its JVM output has no log4j error (log4j-core gets a config)', () => {
+    expect(kafka.version).toBe(process.env.KAFKA_VERSION || PINNED_KAFKA_VERSION);
+    // Without -Dlog4j2.configurationFile, Kafka 4.x's log4j-core prints "main ERROR Reconfiguration failed".
+    expect(readFileSync(join(dir, 'kafka.log'), 'utf8')).not.toMatch(/\bERROR\b/);
+  });
 
   it('creates the default topics and carries a message', async () => {
     const client = new Kafka({ clientId: 'stack-test', brokers: [kafka.brokers], logLevel: logLevel.NOTHING });

@@ -7,6 +7,11 @@
  * With STACK=containers and a container engine that answers (test/support/stackSelection.ts
  * decides, once per run), the same services are containers instead (stack/containers.ts):
  * the official Kafka, ClickHouse server and nginx images, on the same kind of ports.
+ *
+ * `startE2EStack(name, { security: 'tls' })` (local stack only) gives the broker its
+ * SASL_SSL (SCRAM-SHA-512) and SSL (mTLS) listeners and returns their addresses and the
+ * CA, client certificate and password files in `secured`; `startProxy({ tls: true })`
+ * gives an https proxy and its CA. `kafkaVersion` (or KAFKA_VERSION) picks the broker.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { inject } from 'vitest';
-import { createTopicsAndWait, freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../../stack/index.ts';
+import { createTopicsAndWait, ensureStackTls, freePort, kafkaVersion, startClickHouse, startKafka, startProxy, type KafkaSecurity, type ServiceHandle, type StackTls } from '../../stack/index.ts';
 import type { StackKind } from './stackSelection.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/anonymizer.js', import.meta.url));
@@ -23,14 +28,18 @@ export const BIN = fileURLToPath(new URL('../../bin/anonymizer.js', import.meta.
 // asks for one: several run at once, and 9464 may be taken by a local stack.
 
 type Stoppable = Pick<ServiceHandle, 'stop'>;
-export type Proxy = Stoppable & { url: string; accessLog: string };
+/** A proxy; with `tls: true` its url is https:// and `caFile` is the CA that signed it. */
+export type Proxy = Stoppable & { url: string; accessLog: string; caFile?: string };
+
+type KafkaStartOptions = { dir: string; port: number; controllerPort: number; version?: string; security?: KafkaSecurity };
+type ProxyStartOptions = { dir: string; port: number; upstreamPort: number; rate: string; maxBody: string; tls?: { certFile: string; keyFile: string } };
 
 /** How a stack's services start: as local processes, or as containers. */
 export interface StackServices {
   readonly kind: StackKind;
-  startKafka(options: { dir: string; port: number; controllerPort: number }): Promise<Stoppable & { brokers: string }>;
+  startKafka(options: KafkaStartOptions): Promise<Stoppable & { brokers: string; saslSslBrokers?: string; sslBrokers?: string }>;
   startClickHouse(options: { dir: string; port: number }): Promise<Stoppable & { url: string }>;
-  startProxy(options: { dir: string; port: number; upstreamPort: number; rate: string; maxBody: string }): Promise<Proxy>;
+  startProxy(options: ProxyStartOptions): Promise<Proxy>;
 }
 
 const LOCAL_SERVICES: StackServices = {
@@ -39,6 +48,37 @@ const LOCAL_SERVICES: StackServices = {
   startClickHouse,
   startProxy,
 };
+
+/** What a secured stack's clients need: the secured listeners and the files to reach them. */
+export interface SecuredKafka {
+  /** SASL_SSL, SCRAM-SHA-512 (and PLAIN) for `username`. */
+  readonly saslSslBrokers: string;
+  /** SSL with `ssl.client.auth=required`: needs clientCertFile/clientKeyFile. */
+  readonly sslBrokers: string;
+  readonly caFile: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
+  readonly username: string;
+  readonly passwordFile: string;
+  /** Holds a password that is not the user's. */
+  readonly wrongPasswordFile: string;
+}
+
+export interface E2EStackOptions {
+  /** `tls`: add the SASL_SSL and SSL listeners (local stack only). */
+  readonly security?: 'none' | 'tls';
+  /** Broker version (default: KAFKA_VERSION, else the pinned one). Local stack only. */
+  readonly kafkaVersion?: string;
+}
+
+function securedOf(kafka: { saslSslBrokers?: string; sslBrokers?: string }, tls: StackTls): SecuredKafka {
+  if (kafka.saslSslBrokers === undefined || kafka.sslBrokers === undefined) throw new Error('the broker started without its secured listeners');
+  return {
+    saslSslBrokers: kafka.saslSslBrokers, sslBrokers: kafka.sslBrokers, caFile: tls.caFile,
+    clientCertFile: tls.clientCertFile, clientKeyFile: tls.clientKeyFile, username: tls.username,
+    passwordFile: tls.passwordFile, wrongPasswordFile: tls.wrongPasswordFile,
+  };
+}
 
 /** The services of the stack this run selected (local unless STACK=containers found an engine). */
 export async function stackServices(kind: StackKind = inject('stack') ?? 'local'): Promise<StackServices> {
@@ -54,11 +94,16 @@ export async function stackServices(kind: StackKind = inject('stack') ?? 'local'
 
 export interface E2EStack {
   readonly dir: string;
+  /** The PLAINTEXT listener (also on a secured stack: topic creation, offsets). */
   readonly brokers: string;
+  /** The broker's version (local stack). */
+  readonly kafkaVersion: string;
+  /** With `security: 'tls'`. */
+  readonly secured?: SecuredKafka;
   readonly clickhouseUrl: string;
   readonly clickhousePort: number;
   /** A proxy in front of ClickHouse; `port`/`dir` given again restart one that was stopped. */
-  startProxy(options: { rate: string; maxBody: string; port?: number; dir?: string }): Promise<Proxy>;
+  startProxy(options: { rate: string; maxBody: string; port?: number; dir?: string; tls?: boolean }): Promise<Proxy>;
   /** Stops the ClickHouse endpoint (its data stays on disk). */
   stopClickHouse(): Promise<void>;
   /** Starts it again on the same port and data directory. */
@@ -66,12 +111,22 @@ export interface E2EStack {
   stop(): Promise<void>;
 }
 
-export async function startE2EStack(name: string): Promise<E2EStack> {
+export async function startE2EStack(name: string, options: E2EStackOptions = {}): Promise<E2EStack> {
   const dir = mkdtempSync(join(tmpdir(), `e2e-${name}-`));
   const services: Stoppable[] = [];
   const chosen = await stackServices();
+  if (chosen.kind !== 'local' && (options.security === 'tls' || options.kafkaVersion !== undefined)) {
+    throw new Error(`startE2EStack(${name}): security and kafkaVersion need the local stack, not ${chosen.kind}`);
+  }
+  // Made on first use: the broker's listeners or a TLS proxy.
+  let tlsMaterial: StackTls | undefined;
+  const tls = (): StackTls => (tlsMaterial ??= ensureStackTls(join(dir, 'tls')));
+  const version = options.kafkaVersion ?? kafkaVersion();
   try {
-    const kafka = await chosen.startKafka({ dir: join(dir, 'kafka'), port: await freePort(), controllerPort: await freePort() });
+    const kafka = await chosen.startKafka({
+      dir: join(dir, 'kafka'), port: await freePort(), controllerPort: await freePort(), version,
+      ...(options.security === 'tls' ? { security: { tls: tls(), saslSslPort: await freePort(), sslPort: await freePort() } } : {}),
+    });
     services.push(kafka);
     const clickhousePort = await freePort();
     let clickhouse = await chosen.startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
@@ -80,18 +135,23 @@ export async function startE2EStack(name: string): Promise<E2EStack> {
     return {
       dir,
       brokers: kafka.brokers,
+      kafkaVersion: version,
+      ...(options.security === 'tls' ? { secured: securedOf(kafka, tls()) } : {}),
       clickhouseUrl: clickhouse.url,
       clickhousePort,
-      async startProxy(options) {
+      async startProxy(proxyOptions) {
+        if (proxyOptions.tls && chosen.kind !== 'local') throw new Error(`a TLS proxy needs the local stack, not ${chosen.kind}`);
+        const material = proxyOptions.tls ? tls() : undefined;
         const proxy = await chosen.startProxy({
-          dir: options.dir ?? join(dir, `proxy-${++proxies}`),
-          port: options.port ?? (await freePort()),
+          dir: proxyOptions.dir ?? join(dir, `proxy-${++proxies}`),
+          port: proxyOptions.port ?? (await freePort()),
           upstreamPort: clickhousePort,
-          rate: options.rate,
-          maxBody: options.maxBody,
+          rate: proxyOptions.rate,
+          maxBody: proxyOptions.maxBody,
+          ...(material ? { tls: { certFile: material.proxyCertFile, keyFile: material.proxyKeyFile } } : {}),
         });
         services.push(proxy);
-        return proxy;
+        return material ? { ...proxy, caFile: material.caFile } : proxy;
       },
       async stopClickHouse() {
         await clickhouse.stop();
