@@ -213,7 +213,7 @@ try {
       const shares = groups[0]?.state === 'Stable' ? groups[0].members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[name] ?? []) : [];
       if (shares.length !== k || shares.some((p) => p.length === 0)) continue;
       const texts = await Promise.all(instances.map(({ port }) => scrape(port)));
-      if (texts.every((text) => metricSum(text, 'anonymizer_rows_stored_total') > 0 && text.includes('anonymizer_consumer_lag{') && metricSum(text, 'anonymizer_consumer_lag') === 0)) break;
+      if (texts.every((text) => metricSum(text, 'anonymizer_rows_stored_total') > 0 && text.includes('anonymizer_consumer_lag_messages{') && metricSum(text, 'anonymizer_consumer_lag_messages') === 0)) break;
     }
     const t0 = Date.now();
     const [stored0] = (await query('SELECT count() FROM http_log', name)).split('\t').map(Number);

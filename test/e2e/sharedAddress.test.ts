@@ -48,8 +48,8 @@ describe('instances on one address', () => {
         stored: metricValue(samples, 'anonymizer_insert_requests_total', { outcome: 'stored' }),
         refused: metricValue(samples, 'anonymizer_insert_requests_total', { outcome: 'ANON_PROXY_RATE_LIMITED' }),
         rows: metricValue(samples, 'anonymizer_rows_stored_total'),
-        lag: metricValue(samples, 'anonymizer_consumer_lag'),
-        hasLag: samples.some((sample) => sample.name === 'anonymizer_consumer_lag'),
+        lag: metricValue(samples, 'anonymizer_consumer_lag_messages'),
+        hasLag: samples.some((sample) => sample.name === 'anonymizer_consumer_lag_messages'),
         slotDirErrors: metricValue(samples, 'anonymizer_slot_dir_errors_total'),
       };
     };
