@@ -75,4 +75,9 @@ export { InvalidTextError, RowTooLargeError } from './errors.ts';
 export { SpoolDiskError, SpoolFileCorruptError, type SpoolCorruption } from './errors.ts';
 export { createDeadLetterSink, planDeadLetters, type DeadLetterSink } from './io/deadLetterSink.ts';
 export { backpressure, delivery, ingestion, pipeline$, runPipeline, sealGate, type PipelineDeps, type RunningPipeline } from './streams/anonymizerPipeline.ts';
+
+// The whole pipeline as a library: composed as `anonymizer run` composes it, as Rx or as an
+// async iterable (`for await (const outcome of pipeline.outcomes())`), and the 413 split.
+export { createPipeline, pipelineOutcomes$, splitInHalves, type IngestedBatch, type IngestionOptions, type Pipeline, type SplitDeps } from './streams/anonymizerPipeline.ts';
+export { splitOversized, type OversizedBatch, type SplitOversizedConfig, type SplitParts } from './operators/splitOversized.ts';
 export { createPipelineMetrics, type PipelineMetrics } from './streams/pipelineMetrics.ts';
