@@ -81,3 +81,6 @@ export { backpressure, delivery, ingestion, pipeline$, runPipeline, sealGate, ty
 export { createPipeline, pipelineOutcomes$, splitInHalves, type IngestedBatch, type IngestionOptions, type Pipeline, type SplitDeps } from './streams/anonymizerPipeline.ts';
 export { splitOversized, type OversizedBatch, type SplitOversizedConfig, type SplitParts } from './operators/splitOversized.ts';
 export { createPipelineMetrics, type PipelineMetrics } from './streams/pipelineMetrics.ts';
+
+// The Kafka source the pipeline reads (kafkajs behind the KafkaSource interface).
+export { createKafkaClient, createKafkaSource, type CommitMetadata, type CommittableBatch, type KafkaSource, type KafkaSourceConfig } from './io/kafkaSource.ts';
