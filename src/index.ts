@@ -2,8 +2,10 @@
  * The package's public entry (`import { … } from 'http-log-anonymizer'`): the operators of
  * the chain, the domain functions they wrap, the ClickHouse sink and the spool behind
  * their interfaces, and the errors. Everything here is what `anonymizer run` itself
- * composes (src/streams/anonymizerPipeline.ts), so an embedder builds the same chain, or
- * any part of it, in an Rx app of its own. examples/embed.ts is a runnable example.
+ * composes (src/streams/anonymizerPipeline.ts): an embedder takes the whole pipeline
+ * (`createPipeline(deps)`, followed as an Observable or with `for await`), or builds the
+ * same chain, or any part of it, in an Rx app of its own. examples/embed.ts is a runnable
+ * example. Installed, this is dist/index.js with its declarations (`npm run build`).
  *
  * Anything not exported here is internal and may change without notice.
  */
