@@ -17,6 +17,7 @@ describe('relaunchFor: when `run` re-executes itself, and with what', () => {
     ['a heap cap on the command line is kept', view(['run'], {}, ['--max_old_space_size=300']), { args: [NODE, '--max_old_space_size=300', BIN, 'run'], env: { ...BOUND, [RELAUNCHED_ENV]: '1' } }],
     ['everything set (npm start, the image): no re-execution', view(['run'], { ...BOUND, NODE_OPTIONS: '--max-old-space-size=192' }), undefined],
     ['already re-executed: never again, whatever the environment says', view(['run'], { [RELAUNCHED_ENV]: '1' }), undefined],
+    ['an empty marker counts as unset', view(['run'], { [RELAUNCHED_ENV]: '' }), { args: [NODE, HEAP_FLAG, BIN, 'run'], env: { ...BOUND, [RELAUNCHED_ENV]: '1' } }],
     ['other commands run as they are', view(['produce', '--rate', '10']), undefined],
     ['no command (help, version)', view(['--version']), undefined],
     ['not Linux: the settings are glibc\'s', view(['run'], {}, [], 'darwin'), undefined],

@@ -44,7 +44,7 @@ export interface Relaunch {
  * glibc's), only when a setting is missing, and never twice.
  */
 export function relaunchFor(view: ProcessView): Relaunch | undefined {
-  if (view.platform !== 'linux' || view.env[RELAUNCHED_ENV] !== undefined) return undefined;
+  if (view.platform !== 'linux' || view.env[RELAUNCHED_ENV]) return undefined;
   const command = view.argv.slice(2).find((arg) => !arg.startsWith('-'));
   if (command === undefined || !BOUNDED_COMMANDS.has(command)) return undefined;
   const missing = Object.entries(ALLOCATOR_ENV).filter(([name]) => !view.env[name]);

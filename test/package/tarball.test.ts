@@ -96,19 +96,21 @@ console.log(JSON.stringify({
     writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'] }, include: ['consumer.ts'] }));
     writeFileSync(
       join(project, 'consumer.ts'),
-      `import { anonymizeAddress, createPipeline, splitOversized, type HttpLogRow, type PipelineDeps, type InsertOutcome, type SpooledBatch } from '${MANIFEST.name}';
+      `import { anonymizeAddress, createPipeline, splitOversized, type HttpLogRow, type PipelineDeps, type InsertOutcome, type SpooledBatch, type SplitParts } from '${MANIFEST.name}';
+import type { OperatorFunction } from 'rxjs';
 const address: string = anonymizeAddress('192.0.2.1').value;
-const row: HttpLogRow = { timestamp: 1, resourceId: 1n, bytesSent: 1n, requestTimeMilli: 1n, responseStatus: 200, cacheStatus: 'HIT', method: 'GET', remoteAddr: address, url: '/' };
+export const row: HttpLogRow = { timestamp: 1, resourceId: 1n, bytesSent: 1n, requestTimeMilli: 1n, responseStatus: 200, cacheStatus: 'HIT', method: 'GET', remoteAddr: address, url: '/' };
 export async function embed(deps: PipelineDeps): Promise<number> {
   const pipeline = createPipeline(deps, { drain: true });
   let stored = 0;
   for await (const outcome of pipeline.outcomes()) {
     const o: InsertOutcome<SpooledBatch> = outcome;
-    if (o.action === 'stored') stored += o.batch.rowCount;
+    if (o.kind === 'stored') stored += o.batch.rowCount;
   }
-  await pipeline.done;
-  return stored + row.timestamp + typeof splitOversized.length.length;
+  await pipeline.stop();
+  return stored;
 }
+export const split: OperatorFunction<{ token: string; rows: readonly HttpLogRow[]; bodyBytes: number }, SplitParts> = splitOversized({ encode: () => new Uint8Array(0), format: 'Native', compress: async (body: Uint8Array) => body, codec: 'none' });
 // @ts-expect-error: an address is a string (this line fails the check if the declarations were lost and everything were any)
 anonymizeAddress(42);
 `,
