@@ -36,6 +36,16 @@ function childrenOf(pid: number): number[] {
     .map(Number);
 }
 
+/** Kills what a failed test may leave behind: a worker whose parent did not relay the signal. */
+function killIfAlive(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /** The process that does the work: the started pid itself (execve), or its one child (spawn), once it carries the settings. */
 async function boundProcess(pid: number, mode: 'execve' | 'spawn'): Promise<number> {
   for (let i = 0; i < 100; i++) {
@@ -58,8 +68,9 @@ describe('run re-executes itself with its memory settings', () => {
     it(`${mode}: the settings in the working process, SIGTERM to the started pid stops it gracefully, exit 0, every record once`, async () => {
       const s = await scenario(`bound_${mode}`);
       const run = startCli(['run'], { ...s.env(stack.clickhouseUrl), ...UNBOUNDED, ANONYMIZER_RELAUNCH: mode });
+      let worker: number | undefined;
       try {
-        const worker = await boundProcess(run.pid, mode);
+        worker = await boundProcess(run.pid, mode);
         const environ = environOf(worker);
         expect({ arena: environ.get('MALLOC_ARENA_MAX'), mmap: environ.get('MALLOC_MMAP_THRESHOLD_') }).toEqual({ arena: '2', mmap: '131072' });
         expect(argvOf(worker)).toContain('--max-old-space-size=192');
@@ -79,6 +90,7 @@ describe('run re-executes itself with its memory settings', () => {
         await expectExactlyOnce(s, expected);
       } finally {
         run.kill('SIGKILL');
+        if (mode === 'spawn') killIfAlive(worker);
       }
     });
   }
