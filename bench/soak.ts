@@ -15,6 +15,11 @@
  *          --no-drain: stop the app when feeding ends (for memory at high factors, where
  *          draining would take hours) and account for every record instead: stored + in
  *          the spool + not yet consumed must equal what was fed.
+ *          --launch node|npx (node): how the app is started. `node` runs bin/anonymizer.js with
+ *          the memory settings `npm start` sets; `npx` packs this checkout, installs the
+ *          tarball into a fresh project and runs `npx anonymizer run` there with none of them
+ *          in the environment, as a user would (the app must set them itself). RSS is the
+ *          app's process (npm's own wrapper process is reported apart).
  *          --check-fill: also judge every request (the accelerated end-to-end check of docs/performance.md):
  *          each body but the last ≥ 95 % of the limit, no 413, the backlog drained, nothing
  *          lost or duplicated; exit 1 otherwise.
@@ -41,6 +46,7 @@ import { DEFAULT_FIT_FLOOR } from '../src/domain/bodyFit.ts';
 import { parseBatchFile } from '../src/io/spool.ts';
 import type { Codec } from '../src/domain/batch.ts';
 import type { HttpLogRow } from '../src/domain/httpLogRow.ts';
+import { packAndInstall, USER_ENV } from '../test/support/packageInstall.ts';
 
 // kafkajs 2.2 under Node ≥ 23: a harmless TimeoutNegativeWarning per client; keep the rest.
 process.removeAllListeners('warning');
@@ -62,6 +68,7 @@ const { values } = parseArgs({
     'app-delay': { type: 'string', default: '0' },
     'check-fill': { type: 'boolean', default: false },
     'no-drain': { type: 'boolean', default: false },
+    launch: { type: 'string', default: 'node' },
     json: { type: 'string' },
   },
 });
@@ -70,6 +77,11 @@ const appDelaySeconds = Number(values['app-delay']);
 const marginMs = values['margin-ms'] === undefined ? undefined : Number(values['margin-ms']);
 if ((dataset !== 'uniform' && dataset !== 'realistic') || !(appDelaySeconds >= 0) || (marginMs !== undefined && !(marginMs >= 0))) {
   process.stderr.write('soak: --dataset is uniform or realistic; --app-delay and --margin-ms are ≥ 0\n');
+  process.exit(2);
+}
+const launch = values.launch!;
+if (launch !== 'node' && launch !== 'npx') {
+  process.stderr.write('soak: --launch is node or npx\n');
   process.exit(2);
 }
 const minutes = Number(values.minutes);
@@ -118,6 +130,45 @@ function rssMiB(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The pids below `root` (children, grandchildren…), from /proc. */
+function descendants(root: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The parent pid is the 4th field, after the command in parentheses (which may hold spaces).
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  for (let queue = [root]; queue.length > 0; ) {
+    const children = parents.get(queue.shift()!) ?? [];
+    found.push(...children);
+    queue.push(...children);
+  }
+  return found;
+}
+
+/** The process that runs `anonymizer run` under `npx` (not npm's own, nor a shell). */
+function appProcessUnder(root: number): number | undefined {
+  return descendants(root).find((pid) => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return /anonymizer(?:\.js)?$/.test(argv.find((arg, i) => i > 0 && !arg.startsWith('-')) ?? '') && argv.includes('run');
+    } catch {
+      return false;
+    }
+  });
+}
+
+function environOf(pid: number): Map<string, string> {
+  return new Map(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)] as [string, string]));
 }
 
 function dirBytes(dir: string): number {
@@ -182,9 +233,18 @@ function judgeFill(appLogFile: string, accessLogFile: string): FillVerdict {
 const dir = mkdtempSync(join(tmpdir(), 'soak-'));
 const services: ServiceHandle[] = [];
 const children: ChildProcess[] = [];
+/** The app's pid when npx started it (a grandchild, not in `children`). */
+const appPids: number[] = [];
 let exitCode = 0;
 /** Stops what this run started, by PID, and removes its files. */
 async function cleanUp(): Promise<void> {
+  for (const pid of appPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await Promise.allSettled(services.reverse().map((service) => service.stop()));
   services.length = 0;
@@ -238,15 +298,40 @@ try {
   const migrate = spawn(process.execPath, [BIN, 'migrate', '--clickhouse-url', clickhouse.url], { env, stdio: 'ignore' });
   await new Promise((resolve) => migrate.on('close', resolve));
 
+  // --launch npx: the packed package in a fresh project, started by npx with none of the memory settings set.
+  const installed = launch === 'npx' ? packAndInstall(dir) : undefined;
+  if (installed) log(`launch: npx anonymizer run, from ${installed.packed.filename} installed in a fresh project`);
+  const npxEnv: NodeJS.ProcessEnv = { ...USER_ENV, ...env };
+  for (const name of ['NODE_OPTIONS', 'MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_', 'ANONYMIZER_RELAUNCHED']) delete npxEnv[name];
+
   const appLog = join(dir, 'app.log');
   const startApp = (): ChildProcess => {
     // The app's log (JSON lines on stderr) goes to a file: --check-fill reads every "batch stored" from it.
-    const app = spawn(process.execPath, [BIN, 'run'], { env: appEnv, stdio: ['ignore', 'ignore', openSync(appLog, 'w')] });
+    const stdio = ['ignore', 'ignore', openSync(appLog, 'w')] as const;
+    const app = installed
+      ? spawn('npx', ['--no-install', 'anonymizer', 'run'], { cwd: installed.project, env: npxEnv, stdio: [...stdio] })
+      : spawn(process.execPath, [BIN, 'run'], { env: appEnv, stdio: [...stdio] });
     children.push(app);
     return app;
   };
+  /** The pid whose memory counts: the app's own, below npm's wrapper when started by npx. */
+  let appPid: number | undefined;
+  let wrapperPeak = 0;
+  const findAppPid = async (app: ChildProcess): Promise<number> => {
+    if (!installed) return app.pid!;
+    for (let i = 0; i < 100; i++) {
+      const pid = appProcessUnder(app.pid!);
+      if (pid !== undefined) {
+        appPids.push(pid);
+        return pid;
+      }
+      await sleep(100);
+    }
+    throw new Error(`no anonymizer process under npx: ${appErrors()}`);
+  };
   const appErrors = (): string => readFileSync(appLog, 'utf8').slice(-4000);
   let app = appDelaySeconds > 0 ? undefined : startApp();
+  if (app) appPid = await findAppPid(app);
   if (app) await sleep(3_000);
   const feedStart = Date.now();
   const producer = spawn(process.execPath, [BIN, 'produce', '--rate', String(feedRate), '--count', String(total), '--seed', '1', '--dataset', dataset], { env, stdio: 'ignore' });
@@ -257,6 +342,7 @@ try {
     await sleep(appDelaySeconds * 1000);
     log(`starting the app on a backlog of ~${Math.round(appDelaySeconds * feedRate)} records`);
     app = startApp();
+    appPid = await findAppPid(app);
   }
 
   const samples: Array<{ t: number; rss: number; phase: 'feed' | 'drain' }> = [];
@@ -264,16 +350,24 @@ try {
   const deadline = feedStart + minutes * 60_000 * (1 + factor) + appDelaySeconds * 1000 + 300_000;
   while (Date.now() < deadline) {
     await sleep(10_000);
-    const rss = rssMiB(app.pid!);
+    const rss = rssMiB(appPid!);
     if (rss === undefined) throw new Error(`the app exited: ${appErrors()}`);
+    if (installed) wrapperPeak = Math.max(wrapperPeak, rssMiB(app.pid!) ?? 0);
+    if (installed && samples.length === 0) {
+      // By now the app has re-executed itself (same pid): what it runs with.
+      const environ = environOf(appPid!);
+      log(`app pid ${appPid} under npx ${app.pid}: MALLOC_ARENA_MAX=${environ.get('MALLOC_ARENA_MAX')} MALLOC_MMAP_THRESHOLD_=${environ.get('MALLOC_MMAP_THRESHOLD_')}; ${readFileSync(`/proc/${appPid}/cmdline`, 'utf8').split('\0').join(' ').trim()}`);
+    }
     stored = Number(await query('SELECT count() FROM http_log'));
     samples.push({ t: (Date.now() - feedStart) / 1000, rss, phase: producing ? 'feed' : 'drain' });
     log(`${producing ? 'feeding' : 'draining'}: RSS ${rss.toFixed(0)} MiB, spool ${(dirBytes(join(dir, 'spool', 'batches')) / 1e6).toFixed(1)} MB, stored ${stored}/${total}`);
     if (!producing && (stored >= total || values['no-drain'])) break;
   }
   const drainedAfter = (Date.now() - feedStart) / 1000;
-  app.kill('SIGTERM');
-  await new Promise((resolve) => app.on('close', resolve));
+  // SIGTERM to the app itself, as a supervisor would send it (npm's wrapper then exits with it).
+  const closed = new Promise((resolve) => app.on('close', resolve));
+  process.kill(appPid!, 'SIGTERM');
+  await closed;
 
   const [count = 0, distinct = 0] = (await query('SELECT count(), uniqExact(url) FROM http_log FORMAT TSV')).split('\t').map(Number);
   const dlq = await new Kafka({ brokers: [kafka.brokers], logLevel: logLevel.NOTHING }).admin();
@@ -309,7 +403,8 @@ try {
       `| duplicated | ${count - distinct} |`,
       `| dead-lettered | ${dead} |`,
       accounted ? '| drained after | not drained (--no-drain) |' : `| drained after | ${drainedAfter.toFixed(0)} s from the start of feeding |`,
-      `| peak RSS | ${peak.toFixed(0)} MiB |`,
+      `| peak RSS | ${peak.toFixed(0)} MiB (launched by ${installed ? 'npx anonymizer run, from the installed tarball, no memory settings in its environment' : 'node bin/anonymizer.js run, with the memory settings of npm start'}) |`,
+      ...(installed ? [`| npm's npx wrapper process, peak RSS (not the app) | ${wrapperPeak.toFixed(0)} MiB |`] : []),
       `| RSS, first vs last tenth of feeding (median) | ${early.toFixed(0)} → ${late.toFixed(0)} MiB (×${(late / early).toFixed(2)}) |`,
       ...(fill?.lines ?? []),
       ...(accounted

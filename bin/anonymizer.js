@@ -1,7 +1,16 @@
 #!/usr/bin/env node
 // The entry point stays plain JavaScript so that an old Node gets a clear message instead
-// of a syntax error: the sources are TypeScript, run by Node's own type stripping.
+// of a syntax error.
+//
+// Installed from the package, it runs the compiled dist/. In a checkout (src/ beside bin/:
+// the package does not ship src/), it runs the TypeScript sources by Node's own type
+// stripping, with no build step. The choice is made by src/, not by dist/: a dist/ left
+// in a checkout by an earlier `npm run build` may be stale, and must never shadow src/.
+//
+// `run` then re-executes itself once with its allocator settings and heap cap when they
+// are missing (src/cli/memoryBound.ts), whatever started it.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -11,10 +20,12 @@ if (major < 22 || (major === 22 && minor < 12)) {
   );
   process.exit(2);
 }
-if (!process.features.typescript) {
-  // Node 22.12–22.17 strip types only behind a flag: run again with it.
-  const flags = ['--experimental-strip-types', '--disable-warning=ExperimentalWarning'];
-  const child = spawnSync(process.execPath, [...flags, ...process.argv.slice(1)], { stdio: 'inherit' });
+const checkout = existsSync(new URL('../src/cli/main.ts', import.meta.url));
+if (checkout && !process.features.typescript) {
+  // Node 22.12–22.17 strip types only behind a flag: run again with it (in place when Node can).
+  const args = ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', ...process.execArgv, ...process.argv.slice(1)];
+  if (typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...args]);
+  const child = spawnSync(process.execPath, args, { stdio: 'inherit' });
   process.exit(child.status ?? 1);
 }
-await import('../src/cli/main.ts');
+await import(checkout ? '../src/cli/main.ts' : '../dist/cli/main.js');

@@ -2,8 +2,10 @@
  * The package's public entry (`import { … } from 'http-log-anonymizer'`): the operators of
  * the chain, the domain functions they wrap, the ClickHouse sink and the spool behind
  * their interfaces, and the errors. Everything here is what `anonymizer run` itself
- * composes (src/streams/anonymizerPipeline.ts), so an embedder builds the same chain, or
- * any part of it, in an Rx app of its own. examples/embed.ts is a runnable example.
+ * composes (src/streams/anonymizerPipeline.ts): an embedder takes the whole pipeline
+ * (`createPipeline(deps)`, followed as an Observable or with `for await`), or builds the
+ * same chain, or any part of it, in an Rx app of its own. examples/embed.ts is a runnable
+ * example. Installed, this is dist/index.js with its declarations (`npm run build`).
  *
  * Anything not exported here is internal and may change without notice.
  */
@@ -40,7 +42,7 @@ export { decodeNative, encodeNative, nativeRowSize } from './encode/nativeFormat
 export { compress, decompress, CODECS, DEFAULT_LEVEL } from './encode/compress.ts';
 
 // Side effects, behind their interfaces: the ClickHouse sink and the spool.
-export { createClickHouseHttp, PINNED_INSERT_SETTINGS, type ClickHouseClient, type ClickHouseHttpConfig, type InsertBody } from './io/clickhouseHttp.ts';
+export { checkClickHouseTls, createClickHouseHttp, PINNED_INSERT_SETTINGS, type ClickHouseClient, type ClickHouseHttpConfig, type InsertBody } from './io/clickhouseHttp.ts';
 export { Spool, type BatchSpool, type QuarantinedBatch, type SpooledBatch, type SpoolHeader, type SpoolOptions, type StagedBatch, type StagedResolver } from './io/spool.ts';
 
 // The errors: one base class with a stable code, and the classifier pacedInsert uses.
@@ -77,4 +79,16 @@ export { InvalidTextError, RowTooLargeError } from './errors.ts';
 export { SpoolDiskError, SpoolFileCorruptError, type SpoolCorruption } from './errors.ts';
 export { createDeadLetterSink, planDeadLetters, type DeadLetterSink } from './io/deadLetterSink.ts';
 export { backpressure, delivery, ingestion, pipeline$, runPipeline, sealGate, type PipelineDeps, type RunningPipeline } from './streams/anonymizerPipeline.ts';
+
+// The whole pipeline as a library: composed as `anonymizer run` composes it, as Rx or as an
+// async iterable (`for await (const outcome of pipeline.outcomes())`), and the 413 split.
+export { createPipeline, pipelineOutcomes$, splitInHalves, type IngestedBatch, type IngestionOptions, type Pipeline, type SplitDeps } from './streams/anonymizerPipeline.ts';
+export { splitOversized, type OversizedBatch, type SplitOversizedConfig, type SplitParts } from './operators/splitOversized.ts';
 export { createPipelineMetrics, type PipelineMetrics } from './streams/pipelineMetrics.ts';
+
+// The Kafka source the pipeline reads (kafkajs behind the KafkaSource interface), and the
+// client factory every Kafka client is built with (TLS, SASL, logging through pino).
+export { createKafkaSource, type CommitMetadata, type CommittableBatch, type KafkaSource, type KafkaSourceConfig } from './io/kafkaSource.ts';
+export { checkKafkaReachable, createKafkaClient, kafkaClientConfig, type KafkaClientSettings } from './io/kafkaClient.ts';
+export type { ClickHouseConnection, KafkaConnection, SaslCredentials, TlsMaterial } from './connections.ts';
+export { PeerUnreachableError } from './errors.ts';

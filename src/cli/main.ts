@@ -2,6 +2,8 @@
  * `anonymizer`: the command line. Each subcommand lives in its own file; this one wires
  * them to commander and turns configuration errors into one line and exit code 2.
  */
+// First: `run` re-executes itself here with its allocator settings and heap cap when they are missing.
+import './relaunch.ts';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, AnonymizerError } from '../errors.ts';
 import { capacityCommand } from './capacity.ts';

@@ -21,6 +21,7 @@ import { persistBatches } from './persistBatches.ts';
 import { publishBatches } from './publishBatches.ts';
 import { rejectOversizedRows } from './rejectOversizedRows.ts';
 import { sealBatches } from './sealBatches.ts';
+import { splitOversized } from './splitOversized.ts';
 import { row, sealed } from './testing.ts';
 
 const boom = new Error('a callback threw');
@@ -35,6 +36,9 @@ const oversizeChunk = { ...rowChunk, rejected: [], sources: rowChunk.items.map((
 const rowBatch: RowBatch = { rows: [row('/a'), row('/b')], offsets: new Map([[0, 1]]), reason: 'size' };
 const stored: InsertOutcome<ReturnType<typeof sealed>> = { batch: sealed('t'), kind: 'stored' };
 const committed = { ...sealed('t', 1, [[0, 1]]), committed: true };
+
+const oversized = { token: 't', rows: [row('/a'), row('/b'), row('/c')], bodyBytes: 20 };
+const splitConfig = { encode: (rows: readonly unknown[]) => new Uint8Array(rows.length * 3), format: 'Native' as const, compress: async (body: Uint8Array) => body, codec: 'none' as const };
 
 type Case = [string, () => Observable<unknown>];
 const encodeConfig = { encode: () => new Uint8Array(10), format: 'Native' as const, compress: async (body: Uint8Array) => body, codec: 'none' as const, maxBodyBytes: 100 };
@@ -64,6 +68,9 @@ const cases: Case[] = [
   ['pacedInsert: onFailure', () => of(sealed('t')).pipe(pacedInsert({ send: async () => Promise.reject(new Error('refused')), slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), onFailure: thrower }))],
   ['awaitEach: effect', () => of(1).pipe(awaitEach(thrower, (v) => v))],
   ['awaitEach: project', () => of(1).pipe(awaitEach(async () => 2, thrower))],
+  ['splitOversized: encode', () => of(oversized).pipe(splitOversized({ ...splitConfig, encode: thrower }))],
+  ['splitOversized: compress', () => of(oversized).pipe(splitOversized({ ...splitConfig, compress: thrower }))],
+  ['splitOversized: onOversize', () => of({ ...oversized, bodyBytes: 8 }).pipe(splitOversized({ ...splitConfig, onOversize: thrower }))],
   ['acknowledgeBatches: stored', () => of(stored).pipe(acknowledgeBatches({ stored: thrower, split: async () => {}, quarantine: async () => {} }))],
 ];
 

@@ -12,9 +12,9 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { auditTime, BehaviorSubject, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, from, ignoreElements, interval, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, toArray, type Observable, type OperatorFunction } from 'rxjs';
+import { auditTime, BehaviorSubject, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, finalize, firstValueFrom, from, ignoreElements, interval, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
 import type { Logger } from 'pino';
-import type { Codec, RowBatch, SealedBatch } from '../domain/batch.ts';
+import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
 import { singleRowBodyBound, validateRecord } from '../domain/validateRecord.ts';
 import type { ProxySlots } from '../pacing/proxySlots.ts';
@@ -38,7 +38,9 @@ import { persistBatches, type PersistedBatch } from '../operators/persistBatches
 import { publishBatches } from '../operators/publishBatches.ts';
 import { rejectOversizedRows } from '../operators/rejectOversizedRows.ts';
 import { sealBatches } from '../operators/sealBatches.ts';
+import { splitOversized } from '../operators/splitOversized.ts';
 import type { PipelineMetrics } from './pipelineMetrics.ts';
+import { eachValueFrom } from 'rxjs-for-await';
 
 export interface PipelineDeps {
   readonly source: KafkaSource;
@@ -82,7 +84,9 @@ export const MAX_ROWS_PER_BATCH = 150_000;
 /** How often the same batch is written again while the spool's disk is full (one batch waits in memory). */
 export const SPOOL_DISK_RETRY_MS = 5_000;
 
-type Ingested = PersistedBatch<StagedBatch> & { readonly committed: boolean };
+/** A batch out of ingestion: staged, its offsets committed (or not: `committed`), published to the send queue. */
+export type IngestedBatch = PersistedBatch<StagedBatch> & { readonly committed: boolean };
+type Ingested = IngestedBatch;
 
 /** How long rows that arrive while the seal gate is open wait for the rest of their fetch round. */
 export const SETTLE_MS = 250;
@@ -363,38 +367,29 @@ function deliveryOnce(deps: PipelineDeps): Observable<InsertOutcome<SpooledBatch
   return merge(watch$.pipe(takeUntil(done$), ignoreElements()), outcomes$.pipe(tap({ complete: () => done$.next() })));
 }
 
+/** What `splitInHalves` needs: the spool and the codec of the pipeline; logs and metrics when given. */
+export type SplitDeps = Pick<PipelineDeps, 'spool' | 'compress' | 'codec'> & Partial<Pick<PipelineDeps, 'logger' | 'metrics'>>;
+
 /**
- * A 413: the body goes back to rows, and parts of at most half its size replace the batch
- * in the spool, durably. The parts come from encodeBatches' own split, so a part is never
- * over the new limit whatever the rows compress to.
+ * A 413, settled against the spool: the refused body goes back to rows, and parts of at
+ * most half its size (`splitOversized`, which is encodeBatches' own split) replace the
+ * batch in the spool, durably, in one step. A batch that cannot get smaller (one row) is
+ * quarantined. This is what `acknowledgeBatches`' `split` does in the pipeline; an
+ * embedder's own delivery chain can use it the same way.
+ *
+ * @example
+ * ```ts
+ * acknowledgeBatches({ stored: (b) => spool.remove(b), split: (b) => splitInHalves({ spool, compress, codec: 'br' }, b), quarantine })
+ * ```
  */
-async function splitInHalves(deps: PipelineDeps, batch: SpooledBatch): Promise<void> {
+export async function splitInHalves(deps: SplitDeps, batch: SpooledBatch): Promise<void> {
   // Either format: a batch spooled by an earlier version is split into parts of today's.
   const rows = decodeInsertBody(await decompress(batch.codec, await deps.spool.readBody(batch)));
-  const tooLarge = { code: 'ANON_BODY_TOO_LARGE', message: 'a single row is over the body limit the proxy enforces' };
-  if (rows.length < 2) return deps.spool.quarantine(batch, tooLarge);
-  let index = 0;
-  const parts$ = of<RowBatch>({ rows, offsets: new Map(), reason: batch.header.sealReason ?? 'size' }).pipe(
-    encodeBatches({
-      encode: encodeInsertBody,
-      format: INSERT_FORMAT,
-      compress: deps.compress,
-      codec: deps.codec,
-      maxBodyBytes: Math.floor(batch.bodyBytes / 2),
-      // Derived, not random: a split redone after a crash sends the same tokens again.
-      newToken: () => `${batch.token}-${index++}`,
-    }),
-    toArray(),
-  );
-  let parts: SealedBatch[];
-  try {
-    parts = await lastValueFrom(parts$);
-  } catch (error) {
-    if (error instanceof RangeError) return deps.spool.quarantine(batch, tooLarge);
-    throw error;
-  }
-  deps.metrics.split.inc();
-  deps.logger.warn({ token: batch.token, rows: rows.length, parts: parts.map((p) => p.body.byteLength) }, 'the proxy refused the body as too large (413): split');
+  const oversized = { token: batch.token, rows, bodyBytes: batch.bodyBytes, reason: batch.header.sealReason ?? 'size' } as const;
+  const { parts } = await lastValueFrom(of(oversized).pipe(splitOversized({ encode: encodeInsertBody, format: INSERT_FORMAT, compress: deps.compress, codec: deps.codec })));
+  if (parts.length === 0) return deps.spool.quarantine(batch, { code: 'ANON_BODY_TOO_LARGE', message: 'a single row is over the body limit the proxy enforces' });
+  deps.metrics?.split.inc();
+  deps.logger?.warn({ token: batch.token, rows: rows.length, parts: parts.map((p) => p.body.byteLength) }, 'the proxy refused the body as too large (413): split');
   await deps.spool.replace(batch, parts);
 }
 
@@ -447,12 +442,18 @@ export function backpressure(deps: Pick<PipelineDeps, 'spool' | 'source' | 'metr
  * Any error in either chain errors it, which tears both down.
  */
 export function pipeline$(deps: PipelineDeps, options: { drain: boolean }, stop$: Observable<unknown>): Observable<never> {
+  return pipelineOutcomes$(deps, options, stop$).pipe(ignoreElements());
+}
+
+/** `pipeline$`, emitting every delivery outcome (stored, split, quarantined batch) as it is settled. */
+export function pipelineOutcomes$(deps: PipelineDeps, options: { drain: boolean }, stop$: Observable<unknown>): Observable<InsertOutcome<SpooledBatch>> {
   let stopping = false;
   // The delivery state flows to ingestion (sealing while blocked) and to whoever the caller told.
   const deliveryState$ = new BehaviorSubject<DeliveryState>(DELIVERY_OK);
   const told = deps.deliveryState;
   deps = { ...deps, deliveryState: { next: (state) => (deliveryState$.next(state), told?.next(state)) } };
   const deliveryBlocked$ = deliveryState$.pipe(map((state) => state.kind === 'blocked'));
+  const unsubscribed$ = new Subject<void>();
   const ingest$ = ingestion(deps, { stopping: () => stopping, deliveryBlocked$ }).pipe(
     // Stopped while the disk refused the last batch: it was neither written nor committed.
     catchError((error: unknown) => {
@@ -461,24 +462,31 @@ export function pipeline$(deps: PipelineDeps, options: { drain: boolean }, stop$
       return EMPTY;
     }),
     tap({ complete: () => options.drain && deps.spool.endOfInput() }),
+    // The shares below outlive their subscribers (resetOnRefCountZero: false): when the
+    // caller unsubscribes (an early `break` out of `outcomes()`, an abort), this ends them.
+    takeUntil(unsubscribed$),
     // One run of ingestion for both subscribers; one that subscribes after it ended sees the end, not a second run.
     share({ resetOnComplete: false, resetOnError: false, resetOnRefCountZero: false }),
   );
   const stopped$ = stop$.pipe(tap(() => (stopping = true)));
-  const work$ = merge(ingest$.pipe(ignoreElements()), delivery(deps).pipe(takeUntil(stopped$), ignoreElements())).pipe(
+  const work$ = merge(ingest$.pipe(ignoreElements()), delivery(deps).pipe(takeUntil(stopped$))).pipe(
+    takeUntil(unsubscribed$),
     share({ resetOnComplete: false, resetOnError: false, resetOnRefCountZero: false }),
   );
   // Backpressure (and the spool gauges) for as long as either chain runs: a drain's
   // delivery goes on emptying the spool after ingestion has ended.
   return defer(() => {
     for (const { reason } of deps.spool.corruptAtOpen?.() ?? []) deps.metrics.spoolCorruptFiles.inc({ reason });
-    return merge(work$, backpressure(deps).pipe(takeUntil(work$.pipe(endWith(true)))));
+    return merge(work$, backpressure(deps).pipe(takeUntil(work$.pipe(ignoreElements(), endWith(true))))).pipe(finalize(() => unsubscribed$.next()));
   });
 }
 
 /** Runs `pipeline$`: the product as a promise-shaped handle for the CLI and for embedders. */
 export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): RunningPipeline {
-  const stop$ = new Subject<void>();
+  return startPipeline(deps, options, new Subject<void>());
+}
+
+function startPipeline(deps: PipelineDeps, options: { drain: boolean }, stop$: Subject<void>): RunningPipeline {
   // abort(): takeUntil forwards its notifier's error, which tears the chains down.
   const abort$ = new Subject<never>();
   const done = new Promise<void>((resolve, reject) => {
@@ -495,6 +503,88 @@ export function runPipeline(deps: PipelineDeps, options: { drain: boolean }): Ru
     },
     abort(error) {
       abort$.error(error);
+    },
+  };
+}
+
+/** The composed pipeline of `createPipeline`: its two chains, the whole of it as one stream, and ways to run and stop it. */
+export interface Pipeline {
+  /** Kafka → spool, as `ingestion(deps)`: for an app that composes the chains itself. */
+  readonly ingestion$: Observable<IngestedBatch>;
+  /** Spool → ClickHouse, as `delivery(deps)`: every batch's outcome, once settled against the spool (413s split). */
+  readonly delivery$: Observable<InsertOutcome<SpooledBatch>>;
+  /**
+   * The whole product as one cold stream (both chains, backpressure, sealing while delivery
+   * is blocked, as `anonymizer run` composes them): every delivery outcome as it is settled.
+   * It completes after a drain (`drain: true`) or `stop()`, and errors on a fatal error.
+   * Subscribe to it once: it reads one Kafka source into one spool.
+   */
+  readonly outcomes$: Observable<InsertOutcome<SpooledBatch>>;
+  /**
+   * `outcomes$` for callers who do not use Rx: `for await (const outcome of pipeline.outcomes())`.
+   * Every outcome comes out, none lost (rxjs-for-await's `eachValueFrom`: they are buffered
+   * while the loop's body awaits). Leaving the loop early (`break`, `throw`) unsubscribes,
+   * which stops the chains at once: nothing durable is lost, and records whose batch was
+   * not committed are read again by the next run. `stop()` ends the loop gracefully.
+   */
+  outcomes(): AsyncIterableIterator<InsertOutcome<SpooledBatch>>;
+  /** Runs `outcomes$` to its end, as the CLI does (`runPipeline`); `pipeline.stop()` stops it too. */
+  run(): RunningPipeline;
+  /**
+   * Graceful stop of what runs (`outcomes$`, `outcomes()` or `run()`): no more fetching; the
+   * open batch is sealed, persisted and committed; delivery stops now. Resolves once it has ended.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * The product's pipeline, composed from `deps` as `anonymizer run` composes it, for an app
+ * that embeds it: the chains to compose further, one stream of outcomes (Rx or `for await`),
+ * and run/stop. Nothing starts until one of them is subscribed or `run()` is called.
+ *
+ * @example
+ * ```ts
+ * const pipeline = createPipeline(deps, { drain: true });
+ * for await (const outcome of pipeline.outcomes()) {
+ *   if (outcome.kind === 'stored') console.log(`${outcome.batch.rowCount} rows stored`);
+ * }
+ * ```
+ */
+export function createPipeline(deps: PipelineDeps, options: { drain?: boolean } = {}): Pipeline {
+  const settings = { drain: options.drain ?? false };
+  const stop$ = new Subject<void>();
+  let running = 0;
+  const ended$ = new Subject<void>();
+  const outcomes$ = defer(() => {
+    running++;
+    return pipelineOutcomes$(deps, settings, stop$).pipe(
+      finalize(() => {
+        running--;
+        ended$.next();
+      }),
+    );
+  });
+  return {
+    ingestion$: ingestion(deps),
+    delivery$: delivery(deps),
+    outcomes$,
+    outcomes: () => eachValueFrom(outcomes$),
+    run: () => {
+      const run = startPipeline(deps, { drain: settings.drain }, stop$);
+      running++;
+      void run.done.then(
+        () => (running--, ended$.next()),
+        () => (running--, ended$.next()),
+      );
+      return run;
+    },
+    async stop() {
+      if (running === 0) return;
+      const ended = firstValueFrom(ended$);
+      deps.logger.info('stopping: sealing and persisting the open batch');
+      stop$.next();
+      deps.source.stop();
+      await ended;
     },
   };
 }

@@ -1,9 +1,12 @@
 /**
- * examples/embed.ts runs as a user would run it (its own process, the project's Node), and
- * the package's public entry resolves by name from outside the repository.
+ * examples/embed.ts runs as a user would run it (its own process, the project's Node), the
+ * package's name resolving to its sources (`--conditions=http-log-anonymizer-source`, as
+ * `npm run example:embed` does): the whole pipeline from createPipeline, followed with
+ * `for await`, a 413 split. That the name resolves from an installed package is
+ * test/package/tarball.test.ts's part.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +17,8 @@ import { BIN } from '../support/e2eStack.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 const EXAMPLE = join(ROOT, 'examples', 'embed.ts');
+/** How a checkout runs it: the package's own name resolves to src/, never to a dist/ an old build left. */
+const SOURCE = '--conditions=http-log-anonymizer-source';
 
 const IPV4 = /\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/;
 // The example's IPv6 clients are 2001:db8:<a>:<b>::<c>; anonymized, only 2001:db8:<a>::X may remain.
@@ -21,8 +26,9 @@ const IPV6_PAST_48 = /2001:db8:[0-9a-f]+:[0-9a-f]+/i;
 const ANONYMIZED = /^(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.X|[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){2}::X|X)$/i;
 
 describe('examples/embed.ts', () => {
-  it('stores every decodable record once, anonymized, through the spool and pacedInsert', () => {
-    const result = spawnSync(NODE, [EXAMPLE, '--records', '700', '--batch-bytes', '8000', '--interval-ms', '5'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  it('a 413 from the sink is split: every decodable record stored once, anonymized, every offset committed, the spool empty', () => {
+    // The pipeline believes 4000 bytes; the sink refuses bodies over 1500 as the proxy would.
+    const result = spawnSync(NODE, [SOURCE, EXAMPLE, '--records', '700', '--batch-bytes', '4000', '--proxy-limit', '1500', '--interval-ms', '5'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
 
@@ -30,14 +36,15 @@ describe('examples/embed.ts', () => {
     const rows = lines.filter((line) => line.startsWith('row ')).map((line) => JSON.parse(line.slice(4)) as Record<string, unknown>);
     const summaryLine = lines.at(-1)!;
     expect(summaryLine.startsWith('summary ')).toBe(true);
-    const summary = JSON.parse(summaryLine.slice('summary '.length)) as Record<string, number>;
+    const summary = JSON.parse(summaryLine.slice('summary '.length)) as Record<string, unknown> & Record<'splits' | 'refused413' | 'requests' | 'batchesStored', number>;
 
     expect(rows).toHaveLength(700);
-    expect(summary).toMatchObject({ records: 700, rowsStored: 700, deadLetters: 1, invalidAddresses: 1, spooledAfter: 0 });
-    // Several batches, each stored by exactly one request.
-    expect(summary.batchesSealed).toBeGreaterThan(1);
-    expect(summary.batchesStored).toBe(summary.batchesSealed);
-    expect(summary.requests).toBe(summary.batchesSealed);
+    expect(summary).toMatchObject({ records: 700, rowsStored: 700, deadLetters: 1, invalidAddresses: 1, quarantined: 0, spooledAfter: 0, committed: { 0: 700 } });
+    // At least one batch refused and split; each refusal split once; every other request stored a batch.
+    expect(summary.splits).toBeGreaterThanOrEqual(1);
+    expect(summary.refused413).toBe(summary.splits);
+    expect(summary.batchesStored).toBeGreaterThan(summary.splits);
+    expect(summary.requests).toBe(summary.batchesStored + summary.refused413);
     // Every record once: the example's records have distinct bytes_sent (1000 + i).
     expect(new Set(rows.map((row) => row.bytes_sent)).size).toBe(700);
 
@@ -47,13 +54,23 @@ describe('examples/embed.ts', () => {
     expect(result.stdout).not.toMatch(IPV6_PAST_48);
   });
 
+  it('without a 413: one request per batch, nothing split', () => {
+    const result = spawnSync(NODE, [SOURCE, EXAMPLE, '--records', '300', '--batch-bytes', '1000', '--interval-ms', '5'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!.slice('summary '.length)) as Record<string, number>;
+    expect(summary).toMatchObject({ records: 300, rowsStored: 300, splits: 0, refused413: 0, spooledAfter: 0 });
+    expect(summary.batchesStored).toBeGreaterThan(1);
+    expect(summary.requests).toBe(summary.batchesStored);
+  });
+
   it('with --clickhouse-url: the same rows land in the real ClickHouse engine (chdb endpoint), with their totals', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'embed-ch-'));
     const clickhouse = await startClickHouse({ dir, port: await freePort() });
     try {
       const migrate = await run(NODE, [BIN, 'migrate', '--clickhouse-url', clickhouse.url]);
       expect(migrate.status, migrate.stderr).toBe(0);
-      const result = await run(NODE, [EXAMPLE, '--records', '500', '--batch-bytes', '8000', '--interval-ms', '5', '--clickhouse-url', clickhouse.url]);
+      const result = await run(NODE, [SOURCE, EXAMPLE, '--records', '500', '--batch-bytes', '1000', '--interval-ms', '5', '--clickhouse-url', clickhouse.url]);
       expect(result.stderr).toBe('');
       expect(result.status).toBe(0);
       const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!.slice('summary '.length)) as Record<string, number>;
@@ -76,30 +93,9 @@ describe('examples/embed.ts', () => {
   });
 
   it('a bad argument is one line and exit code 2', () => {
-    const result = spawnSync(NODE, [EXAMPLE, '--records', 'many'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    const result = spawnSync(NODE, [SOURCE, EXAMPLE, '--records', 'many'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(result.status).toBe(2);
     expect(result.stderr.trim()).toBe('embed: --records must be a non-negative integer');
-  });
-
-  it("resolves by name from another project that depends on it (npm install <path> links it)", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'embed-consumer-'));
-    try {
-      mkdirSync(join(dir, 'node_modules'));
-      symlinkSync(ROOT, join(dir, 'node_modules', 'http-log-anonymizer'), 'dir');
-      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', dependencies: { 'http-log-anonymizer': `file:${ROOT}` } }));
-      writeFileSync(
-        join(dir, 'app.mjs'),
-        `import * as api from 'http-log-anonymizer';
-const names = ['decodeRecords', 'decodeRecord', 'anonymizeAddress', 'anonymizeAddresses', 'sealBatches', 'pacedInsert', 'createClickHouseHttp', 'Spool', 'AnonymizerError', 'classifyInsertFailure'];
-console.log(JSON.stringify({ missing: names.filter((name) => typeof api[name] !== 'function'), sample: api.anonymizeAddress('203.0.113.9').value }));
-`,
-      );
-      const result = spawnSync(NODE, ['app.mjs'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
-      expect(result.stderr).toBe('');
-      expect(JSON.parse(result.stdout)).toEqual({ missing: [], sample: '203.0.113.X' });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
 

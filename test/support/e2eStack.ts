@@ -104,6 +104,10 @@ export interface E2EStack {
   readonly clickhousePort: number;
   /** A proxy in front of ClickHouse; `port`/`dir` given again restart one that was stopped. */
   startProxy(options: { rate: string; maxBody: string; port?: number; dir?: string; tls?: boolean }): Promise<Proxy>;
+  /** Stops the broker (its storage stays on disk). */
+  stopKafka(): Promise<void>;
+  /** Starts it again on the same ports and storage. */
+  startKafka(): Promise<void>;
   /** Stops the ClickHouse endpoint (its data stays on disk). */
   stopClickHouse(): Promise<void>;
   /** Starts it again on the same port and data directory. */
@@ -123,10 +127,11 @@ export async function startE2EStack(name: string, options: E2EStackOptions = {})
   const tls = (): StackTls => (tlsMaterial ??= ensureStackTls(join(dir, 'tls')));
   const version = options.kafkaVersion ?? kafkaVersion();
   try {
-    const kafka = await chosen.startKafka({
+    const kafkaOptions = {
       dir: join(dir, 'kafka'), port: await freePort(), controllerPort: await freePort(), version,
       ...(options.security === 'tls' ? { security: { tls: tls(), saslSslPort: await freePort(), sslPort: await freePort() } } : {}),
-    });
+    };
+    let kafka = await chosen.startKafka(kafkaOptions);
     services.push(kafka);
     const clickhousePort = await freePort();
     let clickhouse = await chosen.startClickHouse({ dir: join(dir, 'clickhouse'), port: clickhousePort });
@@ -152,6 +157,13 @@ export async function startE2EStack(name: string, options: E2EStackOptions = {})
         });
         services.push(proxy);
         return material ? { ...proxy, caFile: material.caFile } : proxy;
+      },
+      async stopKafka() {
+        await kafka.stop();
+      },
+      async startKafka() {
+        kafka = await chosen.startKafka(kafkaOptions);
+        services.push(kafka);
       },
       async stopClickHouse() {
         await clickhouse.stop();
