@@ -3,7 +3,6 @@
 // STACK_SECURITY=tls brings up the secured stack and prints settings that work, without
 // the password.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,27 +11,14 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Agent, fetch } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, freePort, isRunning, pidFileOf, portAccepts, readPidFile, stopPid } from '../../stack/index.ts';
+import { runScript, type CliResult } from '../support/e2eStack.ts';
 
 const CLI = join(REPO_ROOT, 'stack', 'cli.ts');
 const dirs: string[] = [];
 
 /** Runs `node stack/cli.ts <command>` to its end (bounded), with the stack's env. */
-function stackCli(command: string, env: Record<string, string>, timeoutMs = 120_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, command], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`stack ${command} did not finish within ${timeoutMs} ms:\n${stdout}${stderr}`));
-    }, timeoutMs);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+function stackCli(command: string, env: Record<string, string>, timeoutMs = 120_000): Promise<CliResult> {
+  return runScript(CLI, [command], env, timeoutMs);
 }
 
 async function stackEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {

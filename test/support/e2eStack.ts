@@ -248,16 +248,25 @@ export function startCli(args: readonly string[], env: Readonly<Record<string, s
 
 /** Runs `anonymizer …` to its end, killed (and failed) past `timeoutMs`. */
 export function runCli(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 120_000): Promise<CliResult> {
+  return runScript(BIN, args, env, timeoutMs, { METRICS_PORT: '0' });
+}
+
+/**
+ * Runs a Node script to its end with our Node, bounded in time (killed with SIGKILL past
+ * `timeoutMs`). Its environment: `defaults`, then this process's, then `env`.
+ */
+export function runScript(script: string, args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 120_000, defaults: Readonly<Record<string, string>> = {}): Promise<CliResult> {
   const started = Date.now();
+  const name = `${script.split('/').at(-1)} ${args.join(' ')}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { METRICS_PORT: '0', ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], { env: { ...defaults, ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`anonymizer ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr.slice(-3000)}`));
+      reject(new Error(`${name} did not finish within ${timeoutMs} ms; stderr:\n${stderr.slice(-3000)}`));
     }, timeoutMs);
     child.on('error', reject);
     child.on('close', (status) => {
