@@ -28,4 +28,7 @@ if (checkout && !process.features.typescript) {
   const child = spawnSync(process.execPath, args, { stdio: 'inherit' });
   process.exit(child.status ?? 1);
 }
+// The re-execution first, before the command line's module graph is loaded: loading it
+// twice would add a second or more to every start of `run`.
+await import(checkout ? '../src/cli/relaunch.ts' : '../dist/cli/relaunch.js');
 await import(checkout ? '../src/cli/main.ts' : '../dist/cli/main.js');

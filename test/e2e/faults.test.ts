@@ -59,16 +59,19 @@ describe('faults', () => {
     for (let i = 0; i < 12; i++) {
       const port = await freePort();
       const run = startCli(['run'], s.env(proxy.url, { METRICS_PORT: String(port), METRICS_HOST: '127.0.0.1' }));
-      // The first run is killed a moment after it is ready (joined, spool open), so at least
-      // one crash lands mid-work even on a loaded machine, where start-up can outlast a fixed
-      // delay. The later ones at seeded moments from start (each may still be waiting for
-      // the group to drop the member killed before it).
+      // The first run is killed the moment a sealed batch sits in its spool (persisted, its
+      // offsets being committed or its insert in flight), so at least one crash lands there
+      // whatever the machine's speed: a batch is in the spool only for the ~100 ms of its
+      // insert, which seeded moments alone may all miss. The later ones at seeded moments
+      // from start (each may still be waiting for the group to drop the member killed before it).
       if (i === 0) {
-        for (const end = Date.now() + 30_000; Date.now() < end; await sleep(100)) {
-          if ((await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.status, () => 0)) === 200) break;
-        }
+        const batches = join(s.spoolDir, 'batches');
+        const spooled = () => existsSync(batches) && readdirSync(batches).some((file) => file.endsWith('.batch'));
+        for (const end = Date.now() + 30_000; Date.now() < end && !spooled(); await sleep(5));
+        expect(spooled(), 'the first run spooled a batch within 30 s').toBe(true);
+      } else {
+        await sleep(400 + Math.floor(random() * 2_000));
       }
-      await sleep(400 + Math.floor(random() * 2_000));
       run.kill('SIGKILL');
       expect(await run.exited).toBe('SIGKILL');
       output += run.output();

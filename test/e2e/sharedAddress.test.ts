@@ -32,8 +32,10 @@ const WINDOW_MS = 30_000;
 describe('instances on one address', () => {
   it('two instances sharing a slot directory: few 503s, both make progress, together every slot; one killed -9 leaves the other the budget', async () => {
     const s = await scenario('shared_address');
-    // ~87 full 32 KiB bodies: more than both can send in the test, whatever the partition split.
-    await produce(s, 41, 100_000);
+    // ~180 full 32 KiB bodies (~1,390 rows each): the instance that gets one of the three
+    // partitions still has ~60, more than it can send in a slow start plus the window (with
+    // 100,000 records it ran dry on a loaded machine, and the other took its slots).
+    await produce(s, 41, 250_000);
     const proxy = await stack.startProxy({ rate: '60r/m', maxBody: '32k' });
     const slotDir = join(stack.dir, 'slots');
     mkdirSync(slotDir);
@@ -48,6 +50,7 @@ describe('instances on one address', () => {
         stored: metricValue(samples, 'anonymizer_insert_requests_total', { outcome: 'stored' }),
         refused: metricValue(samples, 'anonymizer_insert_requests_total', { outcome: 'ANON_PROXY_RATE_LIMITED' }),
         rows: metricValue(samples, 'anonymizer_rows_stored_total'),
+        consumed: metricValue(samples, 'anonymizer_records_consumed_total'),
         lag: metricValue(samples, 'anonymizer_consumer_lag_messages'),
         hasLag: samples.some((sample) => sample.name === 'anonymizer_consumer_lag_messages'),
         slotDirErrors: metricValue(samples, 'anonymizer_slot_dir_errors_total'),
@@ -78,6 +81,8 @@ describe('instances on one address', () => {
       // Both make progress: each took at least a sixth of the slots (each wins a slot with
       // probability ½; fewer than 5 of ~26 has a chance below 1 in 10⁴).
       for (const mine of stored) expect(mine).toBeGreaterThanOrEqual(Math.floor(slots / 6));
+      // The premise: both had rows left to send all through the window.
+      for (const c of after) expect(c.consumed - c.rows).toBeGreaterThan(0);
       // Few 503s. Without the directory each accepted request costs the waiting instance
       // about ten refused probes (interval / 10 apart; bench:shared-address measured 9.5 per
       // accepted request with two instances, and this test 272 for 28 without the directory). With it a 503 needs a request to reach nginx more than the

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { SourceRecord } from '../../src/domain/encodeRecord.ts';
 import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
+import { ALLOCATOR_ENV, HEAP_FLAG } from '../../src/cli/memoryBound.ts';
 import { chQuery, createTopic, runCli, type E2EStack, type Proxy } from './e2eStack.ts';
 import { readMetricsFile, type Samples } from './metrics.ts';
 
@@ -77,6 +78,12 @@ export function scenarioEnv(options: {
     INSERT_CODEC: 'zstd',
     INSERT_LEVEL: '3',
     LOG_LEVEL: options.logLevel ?? 'info',
+    // Started as `npm start` and the image start it, with the memory settings already set,
+    // so `run` does not re-execute itself (src/cli/memoryBound.ts; tested on its own in
+    // test/cli/memoryBound.test.ts): the kill -9 moments are measured from a start that
+    // does the work.
+    ...ALLOCATOR_ENV,
+    NODE_OPTIONS: HEAP_FLAG,
   };
 }
 
