@@ -199,7 +199,9 @@ function judgeFill(appLogFile: string, accessLogFile: string): FillVerdict {
   const stored = readFileSync(appLogFile, 'utf8')
     .split('\n')
     .filter((line) => line.includes('"batch stored"'))
-    .map((line) => JSON.parse(line) as { bytes: number; rows: number; sealReason?: string });
+    .map((line) => JSON.parse(line) as { bytes: number; rows: number; sealReason?: string; time?: number })
+    // Which request it was: an under-filled body's place in the run says whether it came at the start or mid-run.
+    .map((batch, index) => ({ ...batch, index }));
   const statuses = readFileSync(accessLogFile, 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -223,7 +225,7 @@ function judgeFill(appLogFile: string, accessLogFile: string): FillVerdict {
     lines: [
       `| requests stored | ${stored.length} (nginx answered 200 to ${accepted}, 413 to ${tooLarge}, other ${statuses.length - accepted - tooLarge}) |`,
       `| body fill, all but the last | min ${pct(fills[0])}, median ${pct(fills[Math.floor(fills.length / 2)])}, max ${pct(fills.at(-1))} of ${maxBodyBytes} B |`,
-      `| bodies under ${pct(DEFAULT_FIT_FLOOR)} (all but the last) | ${underFilled.length}${underFilled.length ? ` (${underFilled.map((b) => `${pct(b.bytes / maxBodyBytes)} ${b.sealReason ?? '?'}`).join(', ')})` : ''} |`,
+      `| bodies under ${pct(DEFAULT_FIT_FLOOR)} (all but the last) | ${underFilled.length}${underFilled.length ? ` (${underFilled.map((b) => `${pct(b.bytes / maxBodyBytes)} ${b.sealReason ?? '?'} at request ${b.index + 1} of ${stored.length}${b.time ? `, ${new Date(b.time).toISOString().slice(11, 19)}` : ''}`).join(', ')})` : ''} |`,
       `| last body | ${stored.at(-1)?.rows ?? 0} rows, ${pct((stored.at(-1)?.bytes ?? 0) / maxBodyBytes)} |`,
       `| rows per request, all but the last (mean) | ${(allButLast.reduce((sum, batch) => sum + batch.rows, 0) / Math.max(1, allButLast.length)).toFixed(0)} |`,
     ],
