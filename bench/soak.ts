@@ -3,9 +3,9 @@
  *
  * On a private local stack (Kafka, the ClickHouse engine, the real nginx proxy at 1r/m and
  * 1 MiB by default), it feeds `anonymizer run` with `--factor` (2) times what the proxy can
- * carry for `--minutes`, then waits for the spool to drain. Every 10 s it samples the
- * app's resident memory, the spool and ClickHouse. At the end it prints the peak RSS,
- * how flat RSS stayed while the backlog grew, and whether anything was lost or stored
+ * carry for `--minutes`, then waits for the spool to drain. It reads the app's resident
+ * memory every second, and every 10 s reports it with the V8 heap, the spool and
+ * ClickHouse. At the end it prints the peak RSS and the kernel's high-water mark, how flat RSS stayed while the backlog grew, and whether anything was lost or stored
  * twice. Every process it starts is stopped by PID; every wait is bounded.
  *
  * Options: --minutes N (30)  --factor F (2)  --proxy-rate R (1r/m)  --interval-ms MS (from R)
@@ -123,10 +123,22 @@ async function rowsPerRequest(): Promise<number> {
   return low;
 }
 
-function rssMiB(pid: number): number | undefined {
+/** A process's resident memory now (VmRSS), or its high-water mark since it started (VmHWM), in MiB. */
+function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number | undefined {
   try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The V8 heap in use and Node's external memory (buffers, zlib), from the app's own metrics, in MiB. */
+async function heapOf(metricsUrl: string): Promise<{ heap: number; external: number } | undefined> {
+  try {
+    const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(2_000) })).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]) / 2 ** 20;
+    return { heap: value('nodejs_heap_size_used_bytes'), external: value('nodejs_external_memory_bytes') };
   } catch {
     return undefined;
   }
@@ -277,6 +289,7 @@ try {
   services.push(proxy);
   const query = async (sql: string) => (await (await fetch(`${clickhouse.url}/`, { method: 'POST', body: sql })).text()).trim();
 
+  const metricsPort = await freePort();
   const env = {
     ...process.env,
     KAFKA_BROKERS: kafka.brokers,
@@ -287,6 +300,8 @@ try {
     INSERT_CODEC: codec,
     INSERT_LEVEL: String(level),
     LOG_LEVEL: process.env.SOAK_APP_LOG_LEVEL ?? (values['check-fill'] ? 'info' : 'warn'),
+    // A free port: the default 9464 may be another run's.
+    METRICS_PORT: String(metricsPort),
     ...(marginMs === undefined ? {} : { PROXY_MARGIN_MS: String(marginMs) }),
   };
   // The app runs as `npm start` runs it: with the heap cap the README recommends (kept if
@@ -348,12 +363,20 @@ try {
   }
 
   const samples: Array<{ t: number; rss: number; phase: 'feed' | 'drain' }> = [];
+  // RSS read every second (a 10 s sample missed short peaks); each 10 s line gives the highest of its window.
+  let windowPeak = 0;
+  const sampler = setInterval(() => (windowPeak = Math.max(windowPeak, rssMiB(appPid!) ?? 0)), 1_000);
+  let highWater = 0;
   let stored = 0;
   const deadline = feedStart + minutes * 60_000 * (1 + factor) + appDelaySeconds * 1000 + 300_000;
   while (Date.now() < deadline) {
     await sleep(10_000);
-    const rss = rssMiB(appPid!);
-    if (rss === undefined) throw new Error(`the app exited: ${appErrors()}`);
+    const now = rssMiB(appPid!);
+    if (now === undefined) throw new Error(`the app exited: ${appErrors()}`);
+    const rss = Math.max(windowPeak, now);
+    windowPeak = 0;
+    highWater = rssMiB(appPid!, 'VmHWM') ?? highWater;
+    const memory = await heapOf(`http://127.0.0.1:${metricsPort}/metrics`);
     if (installed) wrapperPeak = Math.max(wrapperPeak, rssMiB(app.pid!) ?? 0);
     if (installed && samples.length === 0) {
       // By now the app has re-executed itself (same pid): what it runs with.
@@ -362,9 +385,11 @@ try {
     }
     stored = Number(await query('SELECT count() FROM http_log'));
     samples.push({ t: (Date.now() - feedStart) / 1000, rss, phase: producing ? 'feed' : 'drain' });
-    log(`${producing ? 'feeding' : 'draining'}: RSS ${rss.toFixed(0)} MiB, spool ${(dirBytes(join(dir, 'spool', 'batches')) / 1e6).toFixed(1)} MB, stored ${stored}/${total}`);
+    log(`${producing ? 'feeding' : 'draining'}: RSS ${rss.toFixed(0)} MiB${memory ? ` (heap ${memory.heap.toFixed(0)}, external ${memory.external.toFixed(0)})` : ''}, spool ${(dirBytes(join(dir, 'spool', 'batches')) / 1e6).toFixed(1)} MB, stored ${stored}/${total}`);
     if (!producing && (stored >= total || values['no-drain'])) break;
   }
+  clearInterval(sampler);
+  highWater = rssMiB(appPid!, 'VmHWM') ?? highWater;
   const drainedAfter = (Date.now() - feedStart) / 1000;
   // SIGTERM to the app itself, as a supervisor would send it (npm's wrapper then exits with it).
   const closed = new Promise((resolve) => app.on('close', resolve));
@@ -406,6 +431,7 @@ try {
       `| dead-lettered | ${dead} |`,
       accounted ? '| drained after | not drained (--no-drain) |' : `| drained after | ${drainedAfter.toFixed(0)} s from the start of feeding |`,
       `| peak RSS | ${peak.toFixed(0)} MiB (launched by ${installed ? 'npx anonymizer run, from the installed tarball, no memory settings in its environment' : 'node bin/anonymizer.js run, with the memory settings of npm start'}) |`,
+      `| RSS high-water mark (the kernel's VmHWM, every page ever resident at once) | ${highWater.toFixed(0)} MiB |`,
       ...(installed ? [`| npm's npx wrapper process, peak RSS (not the app) | ${wrapperPeak.toFixed(0)} MiB |`] : []),
       `| RSS, first vs last tenth of feeding (median) | ${early.toFixed(0)} → ${late.toFixed(0)} MiB (×${(late / early).toFixed(2)}) |`,
       ...(fill?.lines ?? []),
@@ -423,7 +449,7 @@ try {
     const { lines: _table, ...checked } = fill ?? { lines: [] };
     writeFileSync(
       values.json,
-      JSON.stringify({ fed: total, stored: count, distinct, lost: accounted ? undefined : total - distinct, duplicated: count - distinct, deadLettered: dead, peakRssMiB: peak, fill: fill ? checked : undefined, passed: exitCode === 0 }, null, 2),
+      JSON.stringify({ fed: total, stored: count, distinct, lost: accounted ? undefined : total - distinct, duplicated: count - distinct, deadLettered: dead, peakRssMiB: peak, highWaterRssMiB: highWater, fill: fill ? checked : undefined, passed: exitCode === 0 }, null, 2),
     );
   }
 } catch (error) {

@@ -105,6 +105,23 @@ describe('runPipeline with in-memory fakes', () => {
     await within(pipeline.stop(), 2_000);
   });
 
+  it('an idle slot waits for rows still on their way to the open batch: one fetch, one body', async () => {
+    // A fetch whose garbage takes the dead-letter topic 400 ms (longer than SETTLE_MS):
+    // its rows reach the open batch only then. Sealing at the idle slot before they arrive
+    // sent a body without them, and left them waiting for the next fetch.
+    const world = fakeWorld({ intervalMs: 30 });
+    world.deadLetters.delayMs = 400;
+    const pipeline = runPipeline(world.deps, { drain: false });
+    const rows = records(11, 300);
+    world.source.fetch(0, 0, [new Uint8Array([1, 2, 3]), ...messagesOf(rows)]);
+    const urls = rows.map((record) => record.url);
+    for (const end = Date.now() + 3_000; world.clickhouse.urls().length < 300 && Date.now() < end; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(world.clickhouse.urls().sort()).toEqual(urls.sort());
+    expect(world.clickhouse.stored.size).toBe(1);
+    expect(world.deadLetters.sent).toHaveLength(1);
+    await within(pipeline.stop(), 2_000);
+  });
+
   it('while delivery is blocked, the open batch is still sealed at each slot: records reach the spool and are committed', async () => {
     const world = fakeWorld({ intervalMs: 20, script: () => new ClickHouseError('Code: 516. DB::Exception: Authentication failed', 403, 516) });
     const pipeline = runPipeline(world.deps, { drain: false });

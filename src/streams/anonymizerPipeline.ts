@@ -12,7 +12,7 @@
  * effect comes in through `PipelineDeps`, so the chains run against the real stack, in
  * tests, or inside another Rx app.
  */
-import { auditTime, BehaviorSubject, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, finalize, firstValueFrom, from, ignoreElements, interval, lastValueFrom, map, merge, mergeMap, of, scan, share, startWith, Subject, switchMap, takeUntil, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
+import { asapScheduler, auditTime, BehaviorSubject, catchError, combineLatest, defer, distinctUntilChanged, EMPTY, endWith, finalize, first, firstValueFrom, from, ignoreElements, interval, lastValueFrom, map, merge, mergeMap, observeOn, of, scan, share, shareReplay, startWith, Subject, switchMap, takeUntil, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Codec, SealedBatch } from '../domain/batch.ts';
 import { decodeRecord } from '../domain/decodeRecord.ts';
@@ -153,11 +153,22 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
   );
   // Rows arriving, for the seal trigger.
   const arrivals = new Subject<void>();
-  const sealNow$ = sealTrigger(deps, rowsInFlight$, arrivals, options.deliveryBlocked$);
+  // Messages fetched and not yet in the open batch (decoded in slices, held while the
+  // dead-letter topic takes a chunk's rejects, measured by rejectOversizedRows): a seal at
+  // an idle slot waits for them. Without this, a backlog fetched whole at start was sealed
+  // while still decoding: a first body of 77 % in the fill check.
+  const transitChanges = new Subject<number>();
+  const inTransit$ = transitChanges.pipe(
+    scan((sum, change) => sum + change, 0),
+    startWith(0),
+    shareReplay({ bufferSize: 1, refCount: true }),
+  );
+  const sealNow$ = sealTrigger(deps, rowsInFlight$, arrivals, inTransit$, options.deliveryBlocked$);
 
   const sealed$ = source.chunks$.pipe(
     tap((chunk) => {
       metrics.consumed.inc(chunk.items.length);
+      transitChanges.next(chunk.items.length);
       arrivals.next();
     }),
     // Decode, validate the texts, anonymize (remote_addr and addresses inside url), and
@@ -187,7 +198,11 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
         }
       },
     }),
-    tap((chunk) => metrics.anonymized.inc(chunk.items.length)),
+    tap((chunk) => {
+      metrics.anonymized.inc(chunk.items.length);
+      // Every message of the slice is a row here or one of its rejects (already kept).
+      transitChanges.next(-(chunk.items.length + chunk.rejected.length));
+    }),
     // maxRows: less than the source lets be outstanding (assertBatchCanSeal), so a batch can always fill.
     // fit: each full body is measured (encoded and compressed) before it is sealed, so it
     // fills the proxy's limit to within 5 % and never passes it.
@@ -237,22 +252,30 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
  * When to seal the open batch without waiting for a full body. While the seal gate is
  * open: at once, and rows that arrive SETTLE_MS after the first of them, so the other
  * partitions' fetches of the same moment can say the source is behind (then the gate
- * closes and the rows wait to fill a body). While delivery is blocked: at every slot.
+ * closes and the rows wait to fill a body); either way only once every message fetched
+ * so far has reached the open batch (`inTransit$` at 0), and after the event that
+ * brought it there has been handled (asap), so the seal takes those rows too. While
+ * delivery is blocked: at every slot.
  */
-function sealTrigger(deps: PipelineDeps, rowsInFlight$: Observable<number>, arrivals: Observable<void>, deliveryBlocked$: Observable<boolean> = EMPTY): Observable<unknown> {
+function sealTrigger(deps: PipelineDeps, rowsInFlight$: Observable<number>, arrivals: Observable<void>, inTransit$: Observable<number>, deliveryBlocked$: Observable<boolean> = EMPTY): Observable<unknown> {
   const { spool, slots, source } = deps;
   const spoolEmpty$ = spool.changed$.pipe(
     startWith(undefined),
     map(() => spool.stats().batches === 0),
   );
+  const settled$ = inTransit$.pipe(
+    first((messages) => messages === 0),
+    observeOn(asapScheduler),
+  );
   const gateOpen$ = sealGate(slots.idle$, spoolEmpty$, rowsInFlight$, source.caughtUp$).pipe(
-    switchMap((open) => (open ? merge(of(undefined), arrivals.pipe(auditTime(SETTLE_MS))) : EMPTY)),
+    switchMap((open) => (open ? merge(of(undefined), arrivals.pipe(auditTime(SETTLE_MS))).pipe(switchMap(() => settled$)) : EMPTY)),
   );
   const whileBlocked$ = deliveryBlocked$.pipe(
     distinctUntilChanged(),
     switchMap((blocked) => (blocked ? interval(slots.minIntervalMs + slots.marginMs, slots.scheduler) : EMPTY)),
   );
-  return merge(gateOpen$, whileBlocked$);
+  // inTransit$ is subscribed from the start (it counts every change, also while the gate is closed).
+  return merge(inTransit$.pipe(ignoreElements()), gateOpen$, whileBlocked$);
 }
 
 /**

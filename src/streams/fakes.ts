@@ -207,7 +207,10 @@ export class FakeClickHouse implements ClickHouseClient {
 
 export class FakeDeadLetters implements DeadLetterSink {
   readonly sent: RejectedMessage[] = [];
+  /** How long each send takes, in ms (a slow broker). */
+  delayMs = 0;
   async send(rejected: readonly RejectedMessage[]): Promise<void> {
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     this.sent.push(...rejected);
   }
   async close(): Promise<void> {}
