@@ -6,7 +6,7 @@
  */
 import { config as rxjsConfig, of, type Observable } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { DecodedChunk, OffsetChunk, RowBatch } from '../domain/batch.ts';
+import type { DecodedChunk, OffsetChunk, RowBatch, SourceMessage } from '../domain/batch.ts';
 import type { DecodedRecord } from '../domain/httpLogRow.ts';
 import { ProxySlots } from '../pacing/proxySlots.ts';
 import { DecodeError } from '../errors.ts';
@@ -15,6 +15,7 @@ import { anonymizeAddresses } from './anonymizeAddresses.ts';
 import { awaitEach } from './awaitEach.ts';
 import { commitOffsets } from './commitOffsets.ts';
 import { deadLetter } from './deadLetter.ts';
+import { decodeRecords } from './decodeRecords.ts';
 import { encodeBatches } from './encodeBatches.ts';
 import { pacedInsert, type InsertOutcome } from './pacedInsert.ts';
 import { persistBatches } from './persistBatches.ts';
@@ -39,6 +40,14 @@ const committed = { ...sealed('t', 1, [[0, 1]]), committed: true };
 
 const oversized = { token: 't', rows: [row('/a'), row('/b'), row('/c')], bodyBytes: 20 };
 const splitConfig = { encode: (rows: readonly unknown[]) => new Uint8Array(rows.length * 3), format: 'Native' as const, compress: async (body: Uint8Array) => body, codec: 'none' as const };
+
+/** A write the disk refuses every time, and one it refuses once. */
+const diskFull = async (): Promise<never> => Promise.reject(new Error('disk full'));
+const failsOnce = () => {
+  let calls = 0;
+  return async (): Promise<string> => (calls++ === 0 ? Promise.reject(new Error('disk full')) : 'stored');
+};
+const messageChunk: OffsetChunk<SourceMessage> = { partition: 0, items: [{ partition: 0, offset: 0, value: new Uint8Array(1) }], lastOffset: 0 };
 
 type Case = [string, () => Observable<unknown>];
 const encodeConfig = { encode: () => new Uint8Array(10), format: 'Native' as const, compress: async (body: Uint8Array) => body, codec: 'none' as const, maxBodyBytes: 100 };
@@ -72,13 +81,24 @@ const cases: Case[] = [
   ['splitOversized: compress', () => of(oversized).pipe(splitOversized({ ...splitConfig, compress: thrower }))],
   ['splitOversized: onOversize', () => of({ ...oversized, bodyBytes: 8 }).pipe(splitOversized({ ...splitConfig, onOversize: thrower }))],
   ['acknowledgeBatches: stored', () => of(stored).pipe(acknowledgeBatches({ stored: thrower, split: async () => {}, quarantine: async () => {} }))],
+  ['acknowledgeBatches: split', () => of({ ...stored, kind: 'split' as const }).pipe(acknowledgeBatches({ stored: async () => {}, split: thrower, quarantine: async () => {} }))],
+  ['acknowledgeBatches: quarantine', () => of({ ...stored, kind: 'quarantine' as const }).pipe(acknowledgeBatches({ stored: async () => {}, split: async () => {}, quarantine: thrower }))],
+  ['persistBatches: retry.when', () => of(sealed('t')).pipe(persistBatches({ write: diskFull, retry: { when: thrower, delayMs: 0 } }))],
+  ['persistBatches: retry.onRetry', () => of(sealed('t')).pipe(persistBatches({ write: diskFull, retry: { when: () => true, delayMs: 0, onRetry: thrower } }))],
+  ['persistBatches: retry.onRecovered', () => of(sealed('t')).pipe(persistBatches({ write: failsOnce(), retry: { when: () => true, delayMs: 0, onRecovered: thrower } }))],
+  ['pacedInsert: classify', () => of(sealed('t')).pipe(pacedInsert({ send: async () => Promise.reject(new Error('refused')), slots: new ProxySlots({ minIntervalMs: 10, marginMs: 0 }), classify: thrower }))],
+  ['anonymizeAddresses: anonymize', () => of({ partition: 0, items: [record], lastOffset: 0 }).pipe(anonymizeAddresses({ anonymize: thrower }))],
+  ['encodeBatches: newToken', () => of(rowBatch).pipe(encodeBatches({ ...encodeConfig, newToken: thrower }))],
+  ['sealBatches: maxBytes', () => of(rowChunk).pipe(sealBatches({ proxyReady$: of(), sizeOf: () => 1, maxBytes: thrower }))],
+  ['decodeRecords: now', () => of(messageChunk).pipe(decodeRecords({ decode: () => record, sliceMs: 1, now: thrower }))],
 ];
 
 /**
- * Operators with no callback that can fail the stream: a throwing `decode` rejects the
- * message by design (decodeRecords); deliveryState and remindWhileBlocked take no callback.
+ * Operators with no callback that can fail the stream: deliveryState and remindWhileBlocked
+ * take none. (decodeRecords is in the table for its clock, `now`; a throwing `decode` or
+ * `validate` rejects the message by design, and decodeRecords.spec.ts tests that.)
  */
-const CALLBACK_FREE = new Set(['testing.ts', 'decodeRecords.ts', 'deliveryState.ts', 'remindWhileBlocked.ts']);
+const CALLBACK_FREE = new Set(['testing.ts', 'deliveryState.ts', 'remindWhileBlocked.ts']);
 
 describe('a callback that throws reaches subscriber.error', () => {
   let unhandled: ReturnType<typeof vi.fn<(error: unknown) => void>>;
