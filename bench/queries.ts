@@ -34,7 +34,11 @@ const SEED = 1;
 /** Rows per INSERT … SELECT: bounds the memory of one load step and paces the progress line. */
 const CHUNK = 10_000_000;
 
-/** The prior art's schema as mission.md describes it: default codecs, one totals table. */
+/**
+ * The prior art's schema (a public Go solution of the same task): a raw MergeTree partitioned by
+ * day, `ORDER BY (timestamp, resource_id)`, and a SummingMergeTree of per-minute totals filled by a
+ * materialized view; default codecs, one totals table (docs/query-performance.md).
+ */
 const PRIOR_SCHEMA = [
   `CREATE TABLE http_log (
     timestamp DateTime, resource_id UInt64, bytes_sent UInt64, request_time_milli UInt64, response_status UInt16,

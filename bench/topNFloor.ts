@@ -1,7 +1,8 @@
 /**
  * `npm run bench:topn-floor [-- --keys 1.43e6,1.43e7 --runs 10]`: the least time an exact
  * top-10 can take on this machine when every key is distinct, as on the uniform dataset
- * (docs/query-performance.md, "Why some uniform queries cannot be 5× faster").
+ * (docs/query-performance.md, the paragraph "Why the other six uniform queries are not 5×
+ * faster, and cannot be").
  *
  * For each key count it stores one row per key, the uniform generator's resource ids and
  * bytes, in a MergeTree sorted by the key and merged into one part, the best shape a totals

@@ -98,7 +98,7 @@ export class ClickHouseError extends AnonymizerError {
 }
 
 // ---------------------------------------------------------------------------------------
-// The failure policy (design.md §4): what ClickHouse or the proxy answered → what happens.
+// The failure policy: what ClickHouse or the proxy answered → what happens.
 // This section is the only place that decides; `retriable` on every error above follows
 // from it, and docs/guarantees.md describes it.
 
@@ -264,8 +264,9 @@ export class SpoolError extends AnonymizerError {
  * included), a field over its documented length, or a `method`/`cache_status` outside its
  * token pattern (src/domain/validateRecord.ts). The message is dead-lettered.
  *
- * The code is the issue's `x-dlq-reason` value itself (the dead-letter sink writes
- * `error.code` into that header), so it is lower case, unlike the ANON_ codes before it.
+ * The code is the `x-dlq-reason` value itself, `invalid_text` as docs/guarantees.md lists
+ * it (the dead-letter sink writes `error.code` into that header), so it is lower case,
+ * unlike the ANON_ codes before it.
  */
 export class InvalidTextError extends AnonymizerError {
   /** The field at fault (`url`, `method`, `cache_status`, `remote_addr`). */

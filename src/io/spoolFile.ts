@@ -1,6 +1,8 @@
 /**
- * Wire protocol: one spool batch file, and the names it takes in `batches/` (design.md §2,
- * rule 3). The one place that knows the format: encode and decode sit side by side.
+ * Wire protocol: one spool batch file, and the names it takes in `batches/`. The one place
+ * that knows the format: encode and decode sit side by side. The rule it serves: never trust
+ * an incomplete file (every file is verified before its offsets are committed, and at every
+ * start; docs/guarantees.md, "The spool never publishes, commits or trusts an incomplete file").
  *
  * Version 2 (written since the full-disk fix):
  *

@@ -17,9 +17,9 @@ export interface AcknowledgeBatchesConfig<B> {
  * <span class="informal">A `concatMap` over the handler for each outcome's `kind`; the outcome
  * is re-emitted once the spool reflects it.</span>
  *
- * `stored` removes the batch (the design's rule 5: delete only after a 2xx), `split` replaces
- * it durably by smaller parts after a 413, `quarantine` sets it aside with the error after
- * ClickHouse refused its data. A handler that fails errors the stream: the batch stays in the
+ * `stored` removes the batch (only ever after a 2xx: a batch leaves the spool once
+ * ClickHouse has stored it), `split` replaces it durably by smaller parts after a 413,
+ * `quarantine` sets it aside with the error after ClickHouse refused its data. A handler that fails errors the stream: the batch stays in the
  * spool and is sent again by the next run, with the same token.
  *
  * ```

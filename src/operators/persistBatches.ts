@@ -41,7 +41,7 @@ export interface PersistBatchesConfig<S> {
  *
  * <span class="informal">A `concatMap` over `write`: persist, then commit; a full disk waits.</span>
  *
- * The design's rule 2: a batch's Kafka offsets may be committed only once the batch is on
+ * The rule: a batch's Kafka offsets may be committed only once the batch is on
  * disk (written, fsynced and verified). Writes run one at a time, in order; a write that
  * completes without a value (a batch without rows stores nothing) still counts as done.
  * A failed write errors the stream, so nothing is committed for it, unless `retry.when`

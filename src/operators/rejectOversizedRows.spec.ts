@@ -52,7 +52,7 @@ describe('rejectOversizedRows', () => {
     });
   });
 
-  it('keeps the rejected messages listed before it, and the error code is the x-dlq-reason the issue names', () => {
+  it('keeps the rejected messages listed before it, and the error code is the x-dlq-reason row_too_large', () => {
     const seen: Chunk[] = [];
     const earlier = { message: source(9), error: new DecodeError('bad') };
     of({ ...chunkOf([500]), rejected: [earlier] })

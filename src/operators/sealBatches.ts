@@ -6,8 +6,8 @@ import { OpenBatch } from '../domain/openBatch.ts';
 export interface SealBatchesConfig<T> {
   /**
    * Seal the open batch now. Fires when the proxy can take a request and nothing sealed
-   * is waiting for it (the design card's "proxy-ready timer"). An emission with an empty
-   * open batch does nothing.
+   * is waiting for it (the pipeline passes its seal trigger, `sealNow$`). An emission with
+   * an empty open batch does nothing.
    */
   readonly proxyReady$: Observable<unknown>;
   /**

@@ -169,7 +169,7 @@ export interface UniformBoundOptions {
    * Strictly, a fragment cannot carry more than the 64-bit draw it is the MD5 of, so
    * fragments of 20 and 25 hex digits carry 64 bits, not 80 or 100. Recovering that
    * would mean inverting MD5, which no compressor does: by default each hex digit counts
-   * its 4 bits (the bound a real encoder faces; the issue's definition). Set this to get
+   * its 4 bits (the bound a real encoder faces, and the one docs/performance.md quotes). Set this to get
    * the strict information-theoretic figure.
    */
   readonly capFragmentAtSeed?: boolean;

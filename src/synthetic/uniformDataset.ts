@@ -1,6 +1,6 @@
 /**
- * The `uniform` dataset: the prior art's generator, so results compare like for like
- * (see shared facts: "How many rows fit in one request").
+ * The `uniform` dataset: the same draws as the prior art's generator (a public Go solution
+ * of the same task), so results compare like for like (docs/performance.md, "Rows per request").
  *
  * - resource_id: uniform in [0, 1e9)
  * - bytes_sent < 5e6 and request_time_milli < 5e4, uniform

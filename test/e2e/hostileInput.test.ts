@@ -171,7 +171,7 @@ function validRecord(index: number, url = `/hostile/valid/${index}`): SourceReco
 }
 
 describe('hostile input', () => {
-  it('#3: one row too large for any body is dead-lettered (row_too_large, its original bytes); the others are stored once; the drain exits 0', async () => {
+  it('one row too large for any body is dead-lettered (row_too_large, its original bytes); the others are stored once; the drain exits 0', async () => {
     const s = await scenario('oversize_row');
     const valid = Array.from({ length: 1_000 }, (_, i) => validRecord(i));
     // 60,000 random printable characters: valid text, but ~49 KB compressed, over the 32 KiB body limit.
@@ -208,7 +208,7 @@ describe('hostile input', () => {
     expect(letters).toEqual([{ source: sourceOf(at), reason: 'row_too_large', value: Buffer.from(oversized).toString('hex') }]);
   }, 150_000);
 
-  it('#5: 400 segment-count bombs among 200 valid rows: all 200 stored once, 400 dead letters once each, /healthz answers throughout, SIGTERM honoured', async () => {
+  it('400 segment-count bombs among 200 valid rows: all 200 stored once, 400 dead letters once each, /healthz answers throughout, SIGTERM honoured', async () => {
     const s = await scenario('segment_bombs');
     const values: Uint8Array[] = [];
     const valid: SourceRecord[] = [];
@@ -272,7 +272,7 @@ describe('hostile input', () => {
     expect(new Set(letters.map((l) => l.reason))).toEqual(new Set(['ANON_DECODE']));
   }, 150_000);
 
-  it('#6: 20,000 fuzzed messages through the real engine: no raw address in any column of http_log or the totals tables, each message stored or dead-lettered exactly once', async () => {
+  it('20,000 fuzzed messages through the real engine: no raw address in any column of http_log or the totals tables, each message stored or dead-lettered exactly once', async () => {
     const s = await scenario('fuzz');
     const withinADay = (outcome: Outcome): boolean => !('row' in outcome) || Math.abs(outcome.row.timestamp * 1000 - START_MILLIS) < 86_400_000;
     const corpus = hostileCorpus({ seed: 11_062n, count: 20_000, startMillis: START_MILLIS, accept: withinADay });

@@ -1,5 +1,5 @@
 /**
- * The product against the secured stack (issue 13, item 5), real components only: a Kafka
+ * The product against the secured stack (docs/security.md), real components only: a Kafka
  * broker with a SASL_SSL listener (SCRAM-SHA-512) and an SSL listener requiring client
  * certificates, and the real nginx ch-proxy serving https, all signed by the stack's own CA
  * (stack/tls.ts). `anonymizer produce` then `anonymizer run --drain` through each, exactly
