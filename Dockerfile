@@ -23,11 +23,11 @@ RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund \
 # Stage 2: the runtime. Only node_modules crosses over from the build stage; npm's cache
 # and logs do not.
 FROM node:24-bookworm-slim
-# The heap cap and the two glibc settings keep RSS ≤ 256 MB under a 10× backlog
-# (docs/performance.md): brotli's ~50 MB working buffers are mmapped and returned on free,
-# instead of staying in one malloc arena per thread-pool thread.
+# The heap caps (old and young generation) and the two glibc settings keep RSS ≤ 256 MB
+# under a 10× backlog (docs/performance.md): brotli's working buffers are mmapped and
+# returned on free, instead of staying in one malloc arena per thread-pool thread.
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-old-space-size=192 \
+    NODE_OPTIONS="--max-old-space-size=192 --max-semi-space-size=16" \
     MALLOC_ARENA_MAX=2 \
     MALLOC_MMAP_THRESHOLD_=131072 \
     SPOOL_DIR=/var/lib/anonymizer/spool \

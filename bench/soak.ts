@@ -38,6 +38,7 @@ import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { freePort, startClickHouse, startKafka, startProxy, type ServiceHandle } from '../stack/index.ts';
 import { compress, DEFAULT_LEVEL } from '../src/encode/compress.ts';
+import { HEAP_FLAGS } from '../src/cli/memoryBound.ts';
 import { encodeInsertBody } from '../src/encode/insertBody.ts';
 import { storedRowOf } from '../src/synthetic/storedRow.ts';
 import { uniformRecords } from '../src/synthetic/uniformDataset.ts';
@@ -308,7 +309,7 @@ try {
   // the caller set NODE_OPTIONS). The producer and migrate need no cap.
   const appEnv = {
     ...env,
-    NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-old-space-size=192',
+    NODE_OPTIONS: process.env.NODE_OPTIONS ?? HEAP_FLAGS.join(' '),
     MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
     MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '131072',
   };

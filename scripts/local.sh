@@ -27,4 +27,4 @@ trap 'kill "$producer" 2>/dev/null || true' EXIT
 echo "local: producer (pid $producer) writes $count records at $rate/s to $KAFKA_BROKERS; log in var/producer.log"
 echo "local: anonymizer run from $KAFKA_BROKERS into $CLICKHOUSE_URL (Ctrl-C to stop); rows appear in ClickHouse once a minute:"
 echo "       curl '$CLICKHOUSE_DIRECT_URL/?query=SELECT+count()+FROM+http_log'"
-MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 NODE_OPTIONS=--max-old-space-size=192 node bin/anonymizer.js run
+MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 NODE_OPTIONS="--max-old-space-size=192 --max-semi-space-size=16" node bin/anonymizer.js run

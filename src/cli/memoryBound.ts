@@ -1,7 +1,7 @@
 /**
  * `anonymizer run` stays under 256 MB of RSS at 10× the proxy's capacity only with glibc's
- * allocator told to keep few arenas and to mmap large blocks (brotli's ~50 MB working
- * buffers are then returned to the system on free, instead of staying in one arena per
+ * allocator told to keep few arenas and to mmap large blocks (brotli's working
+ * buffers, tens of MB, are then returned to the system on free, instead of staying in one arena per
  * thread-pool thread), and with a V8 heap cap (docs/performance.md). Without them it
  * reaches ~360 MiB. Environment variables must be set before the process starts (glibc
  * reads them once, at its first malloc), so whatever started the process (`npx anonymizer
@@ -17,8 +17,14 @@ import { spawn } from 'node:child_process';
 
 /** The glibc settings `run` is measured with. A value the caller set is kept. */
 export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
-/** The V8 heap cap `npm start` and the image set; a `--max-old-space-size` the caller gave is kept. */
-export const HEAP_FLAG = '--max-old-space-size=192';
+/**
+ * The V8 heap settings `npm start` and the image set; a flag of the same name the caller
+ * gave is kept. The old generation is capped at 192 MB. The young generation is capped at
+ * 16 MB a semi-space: V8 grows it with the survival rate, and under a backlog it grew to
+ * 128 MiB (two semi-spaces of 64) in some runs and not in others: the soak's RSS then sat at
+ * ~285 MiB instead of ~210 from the first minute on.
+ */
+export const HEAP_FLAGS: readonly string[] = ['--max-old-space-size=192', '--max-semi-space-size=16'];
 /** Set in the re-executed process: it never re-executes again, whatever its environment says. */
 export const RELAUNCHED_ENV = 'ANONYMIZER_RELAUNCHED';
 /** The only command that runs long enough, and holds enough, to need the bound. */
@@ -48,14 +54,20 @@ export function relaunchFor(view: ProcessView): Relaunch | undefined {
   const command = view.argv.slice(2).find((arg) => !arg.startsWith('-'));
   if (command === undefined || !BOUNDED_COMMANDS.has(command)) return undefined;
   const missing = Object.entries(ALLOCATOR_ENV).filter(([name]) => !view.env[name]);
-  const heapCapped = [...view.execArgv, ...(view.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => /^--max[-_]old[-_]space[-_]size\b/.test(flag));
-  if (missing.length === 0 && heapCapped) return undefined;
+  const given = [...view.execArgv, ...(view.env.NODE_OPTIONS ?? '').split(/\s+/)].map(flagName);
+  const heapFlags = HEAP_FLAGS.filter((flag) => !given.includes(flagName(flag)));
+  if (missing.length === 0 && heapFlags.length === 0) return undefined;
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(view.env)) if (value !== undefined) env[name] = value;
   for (const [name, value] of missing) env[name] = value;
   env[RELAUNCHED_ENV] = '1';
   const [node, script, ...rest] = view.argv;
-  return { args: [node!, ...(heapCapped ? [] : [HEAP_FLAG]), ...view.execArgv, script!, ...rest], env };
+  return { args: [node!, ...heapFlags, ...view.execArgv, script!, ...rest], env };
+}
+
+/** A node flag's name, `_` and `-` alike (`--max_old_space_size=1` is `--max-old-space-size`). */
+function flagName(flag: string): string {
+  return flag.split('=')[0]!.replaceAll('_', '-');
 }
 
 /**

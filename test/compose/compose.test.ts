@@ -12,6 +12,7 @@ import { query as chdbQuery } from 'chdb';
 import { describe, expect, it } from 'vitest';
 import { CLICKHOUSE_PLUGIN_VERSION } from '../grafana/buildDashboard.ts';
 import { PINNED_KAFKA_VERSION } from '../../stack/kafka.ts';
+import { HEAP_FLAGS } from '../../src/cli/memoryBound.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const COMPOSE_FILE = resolve(ROOT, 'docker-compose.yml');
@@ -206,7 +207,7 @@ describe('docker-compose.yml', () => {
     expect(env.KAFKA_BROKERS).toBe('kafka:29092');
     expect(environment('kafka').KAFKA_ADVERTISED_LISTENERS).toContain('//kafka:29092');
     expect(env.METRICS_HOST).toBe('0.0.0.0');
-    expect(env.NODE_OPTIONS).toContain('--max-old-space-size=192');
+    for (const flag of HEAP_FLAGS) expect(env.NODE_OPTIONS).toContain(flag);
     expect(readFileSync(resolve(ROOT, 'etc/prometheus/prometheus.yml'), 'utf8')).toContain(`anonymizer:${env.METRICS_PORT ?? '9464'}`);
   });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { SourceRecord } from '../../src/domain/encodeRecord.ts';
 import { uniformRecords } from '../../src/synthetic/uniformDataset.ts';
-import { ALLOCATOR_ENV, HEAP_FLAG } from '../../src/cli/memoryBound.ts';
+import { ALLOCATOR_ENV, HEAP_FLAGS } from '../../src/cli/memoryBound.ts';
 import { chQuery, createTopic, runCli, type E2EStack, type Proxy } from './e2eStack.ts';
 import { readMetricsFile, type Samples } from './metrics.ts';
 
@@ -83,7 +83,7 @@ export function scenarioEnv(options: {
     // test/cli/memoryBound.test.ts): the kill -9 moments are measured from a start that
     // does the work.
     ...ALLOCATOR_ENV,
-    NODE_OPTIONS: HEAP_FLAG,
+    NODE_OPTIONS: HEAP_FLAGS.join(' '),
   };
 }
 
