@@ -49,12 +49,12 @@ export const DEFAULT_RETENTION_SECONDS: Readonly<Record<TableName, number>> = {
  * Rows in one 1 MiB insert body of the uniform dataset.
  * Measured by `npm run bench:wire` (docs/performance.md).
  */
-export const UNIFORM_ROWS_PER_REQUEST = 46_737;
+export const UNIFORM_ROWS_PER_REQUEST = 46_909;
 /**
  * Rows in one 1 MiB insert body of the realistic dataset.
  * Measured by `npm run bench:wire` (docs/performance.md).
  */
-export const REALISTIC_ROWS_PER_REQUEST = 99_394;
+export const REALISTIC_ROWS_PER_REQUEST = 100_300;
 
 export const ROWS_PER_REQUEST: Readonly<Record<Dataset, number>> = {
   uniform: UNIFORM_ROWS_PER_REQUEST,
