@@ -44,7 +44,8 @@ const cases: Case[] = [
   { name: 'under, enough open: measure more', steps: [[100, 800]], open: 150, expected: 'measure', count: 122 },
   { name: 'under, not enough open: wait for the rows', steps: [[100, 800]], open: 110, expected: 'wait', count: 122 },
   { name: 'under, not enough open, the input ended: nothing to do (sealed as is)', steps: [[100, 800]], open: 110, ending: true, expected: 'none' },
-  { name: 'under, not enough open, the proxy waits: seal the fullest fitting', steps: [[100, 800]], open: 110, readyWhileMeasuring: true, expected: 'seal', count: 100, reason: 'proxy-ready' },
+  { name: 'under, not enough open, the proxy waits: measure all that is open', steps: [[100, 800]], open: 110, readyWhileMeasuring: true, expected: 'measure', count: 110 },
+  { name: 'under, all that is open measured, the proxy waits: seal it', steps: [[100, 800], [110, 880]], open: 110, readyWhileMeasuring: true, expected: 'seal', count: 110, reason: 'proxy-ready' },
   { name: 'one row alone over the limit', steps: [[1, 1_200]], open: 5, expected: 'too-large' },
   // 100 rows fit at 900, 110 are over at 1,050: interpolate between them, not from zero.
   { name: 'bracketed: interpolate between fitting and over', steps: [[100, 900], [110, 1_050]], open: 200, expected: 'measure', count: 105 },

@@ -175,8 +175,11 @@ export class BodyFitSearch {
     if (this.#attempts >= (this.#policy.maxAttempts ?? 8)) return this.#sealBest(bestReason);
     // Enough rows are open to fill it: measure them, even if the proxy is waiting.
     if (open.rows >= next) return { kind: 'measure', count: next };
-    // The proxy is waiting and no more rows are open: send the fullest body measured.
-    if (this.#readyWhileMeasuring) return this.#sealBest('proxy-ready');
+    // The proxy is waiting and no more rows are open: send them all (they are estimated to
+    // fit), once measured; then the fullest body measured. Sending the measured prefix alone
+    // left the rest for the next slot: a backlog that arrived at once went out in two
+    // half-full bodies instead of one.
+    if (this.#readyWhileMeasuring) return open.rows > count ? { kind: 'measure', count: open.rows } : this.#sealBest('proxy-ready');
     // The input has ended and all that is open fits one body: it is sealed as it is.
     if (open.ending) return { kind: 'none' };
     this.#waitFor = next;

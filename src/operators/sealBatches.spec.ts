@@ -212,14 +212,15 @@ describe('sealBatches with fit (measure, then seal exactly what fits)', () => {
     expect(measured).toEqual([3, 5]);
   });
 
-  it('the proxy turning ready during a measurement sends the fullest fitting body as soon as it is known', () => {
+  it('the proxy turning ready during a measurement sends every open row, once they are measured', () => {
     scheduler().run(({ cold, hot, expectObservable }) => {
       const source = cold('-a-b-c-d------', letters);
       const ready = hot('  -------r------');
-      // Measures 3 rows at 5 → 60 B at 8 (under the floor), but the proxy is waiting: send them.
+      // Measures 3 rows at 5 → 60 B at 8 (under the floor); the proxy is waiting and 4 rows
+      // are open, too few to fill a body: the 4 are measured (80 B at 11) and sent, not the 3.
       const fit = { limit: 100, aim: 0.9, initialRatio: 30, measure: measuring(cold, 20) };
-      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, sizeOf: () => 1, fit }))).toBe('--------x-----', {
-        x: { rows: ['a', 'b', 'c'], offsets: new Map([[0, 2]]), reason: 'proxy-ready', rowOffsets: rowOffsets([0, 1, 2]), prepared: body(60) },
+      expectObservable(source.pipe(sealBatches({ proxyReady$: ready, sizeOf: () => 1, fit }))).toBe('-----------x--', {
+        x: { rows: ['a', 'b', 'c', 'd'], offsets: new Map([[0, 3]]), reason: 'proxy-ready', rowOffsets: rowOffsets([0, 1, 2, 3]), prepared: body(80) },
       });
     });
   });
