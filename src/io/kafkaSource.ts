@@ -224,8 +224,9 @@ class GroupSource implements KafkaSource {
     const items: SourceMessage[] = batch.messages.map((message) => ({ partition, offset: Number(message.offset), key: message.key, value: message.value }));
     const lastOffset = Number(batch.lastOffset());
     this.#progress.fetched(partition, Number(batch.firstOffset() ?? lastOffset), lastOffset, Number(batch.highWatermark));
-    this.#log.debug({ partition, messages: items.length, lastOffset, highWatermark: Number(batch.highWatermark), caughtUp: this.#progress.isCaughtUp() }, 'fetched');
-    this.#caughtUp.next(this.#progress.isCaughtUp());
+    const caughtUp = this.#progress.isCaughtUp();
+    this.#log.debug({ partition, messages: items.length, lastOffset, highWatermark: Number(batch.highWatermark), caughtUp }, 'fetched');
+    this.#caughtUp.next(caughtUp);
     this.#subscriber.next({ partition, items, lastOffset, generation: this.#generation });
     this.#applyPause();
     this.#checkDrained();

@@ -147,10 +147,7 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
   // Rows sealed and not yet in the send queue (encoding, staging, committing), as a stream
   // of changes summed: while there are any, the slot is already spoken for.
   const inFlightChanges = new Subject<number>();
-  const rowsInFlight$ = inFlightChanges.pipe(
-    scan((sum, change) => sum + change, 0),
-    startWith(0),
-  );
+  const rowsInFlight$ = runningTotal(inFlightChanges);
   // Rows arriving, for the seal trigger.
   const arrivals = new Subject<void>();
   // Messages fetched and not yet in the open batch (decoded in slices, held while the
@@ -158,11 +155,7 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
   // an idle slot waits for them. Without this, a backlog fetched whole at start was sealed
   // while still decoding: a first body of 77 % in the fill check.
   const transitChanges = new Subject<number>();
-  const inTransit$ = transitChanges.pipe(
-    scan((sum, change) => sum + change, 0),
-    startWith(0),
-    shareReplay({ bufferSize: 1, refCount: true }),
-  );
+  const inTransit$ = runningTotal(transitChanges).pipe(shareReplay({ bufferSize: 1, refCount: true }));
   const sealNow$ = sealTrigger(deps, rowsInFlight$, arrivals, inTransit$, options.deliveryBlocked$);
 
   const sealed$ = source.chunks$.pipe(
@@ -245,6 +238,14 @@ function ingestionChain(deps: PipelineDeps, options: IngestionOptions): Observab
       },
     }),
     tap((batch) => inFlightChanges.next(-batch.rowCount)),
+  );
+}
+
+/** The sum of a stream of changes, starting at 0. */
+function runningTotal(changes: Observable<number>): Observable<number> {
+  return changes.pipe(
+    scan((sum, change) => sum + change, 0),
+    startWith(0),
   );
 }
 
